@@ -1,0 +1,3 @@
+from vtrans.cli import main
+
+main()

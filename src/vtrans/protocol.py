@@ -1,0 +1,182 @@
+"""The wire contract shared by client and server: models and header parsing. Pure, no I/O."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+Result = Literal["pending", "completed", "error"]
+RESULTS: frozenset[str] = frozenset(("pending", "completed", "error"))
+TERMINAL: frozenset[str] = frozenset(("completed", "error"))
+
+JOB_ID_RE = re.compile(r"^job_[0-9a-f]{32}$")
+MAX_VIDEO_SECONDS = 6 * 3600.0
+MAX_SIMULATED_SECONDS = 24 * 3600.0
+
+#: Target languages the service translates into (ISO 639-1, plus a few regional variants).
+LANGUAGES: dict[str, str] = {
+    "ar": "Arabic",
+    "bg": "Bulgarian",
+    "bn": "Bengali",
+    "cs": "Czech",
+    "da": "Danish",
+    "de": "German",
+    "el": "Greek",
+    "en": "English",
+    "es": "Spanish",
+    "fa": "Persian",
+    "fi": "Finnish",
+    "fil": "Filipino",
+    "fr": "French",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "hr": "Croatian",
+    "hu": "Hungarian",
+    "id": "Indonesian",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ms": "Malay",
+    "nl": "Dutch",
+    "no": "Norwegian",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "pt-BR": "Portuguese (Brazil)",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "sk": "Slovak",
+    "sv": "Swedish",
+    "sw": "Swahili",
+    "ta": "Tamil",
+    "th": "Thai",
+    "tr": "Turkish",
+    "uk": "Ukrainian",
+    "ur": "Urdu",
+    "vi": "Vietnamese",
+    "zh": "Chinese",
+    "zh-TW": "Chinese (Traditional)",
+}
+
+
+class JobError(msgspec.Struct, frozen=True):
+    """Why a job ended in ``error``: a stable ``code`` and a human ``message``."""
+
+    code: str
+    message: str
+
+
+class Simulate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-job overrides of the simulation, so a test can ask for an exact timeline."""
+
+    duration_seconds: Annotated[float, msgspec.Meta(ge=0, le=MAX_SIMULATED_SECONDS)] | None = None
+    outcome: Literal["completed", "error"] | None = None
+    error_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class JobCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/jobs``."""
+
+    language: Annotated[str, msgspec.Meta(min_length=2, max_length=16)]
+    video_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_VIDEO_SECONDS)]
+    source_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    callback_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    simulate: Simulate | None = None
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """A translation job as the service reports it.
+
+    Only ``result`` is guaranteed: the same type decodes the spec's bare ``GET /status``
+    body ``{"result": ...}``, in which case every other field is ``None``.
+    """
+
+    result: Result
+    id: str | None = None
+    progress: float | None = None
+    language: str | None = None
+    video_seconds: float | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    estimated_completion_at: datetime | None = None
+    #: The estimate relative to the answer, immune to clock skew between client and server.
+    estimated_seconds_remaining: float | None = None
+    error: JobError | None = None
+    source_url: str | None = None
+    callback_url: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the job reached a terminal result (it never changes again)."""
+        return self.result in TERMINAL
+
+
+class JobPage(msgspec.Struct, frozen=True):
+    """One page of ``GET /v1/jobs``; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    items: list[Job]
+    next_cursor: str | None = None
+
+
+class StatusBody(msgspec.Struct, frozen=True):
+    """The spec's ``GET /status`` body, exactly."""
+
+    result: Result
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An RFC 9457 problem detail (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str = ""
+    status: int = 0
+    detail: str = ""
+    instance: str | None = None
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_type(code: str) -> str:
+    """The URI naming a kind of problem."""
+    return f"urn:vtrans:problem:{code}"
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (RFC 9110 §10.2.3), or ``None``.
+
+    Accepts delay-seconds and HTTP-dates; a date in the past means 0; garbage means ``None``.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def format_retry_after(seconds: float) -> str:
+    """Whole seconds for a ``Retry-After`` header, never 0 while there is something to wait for."""
+    return str(max(1, math.ceil(seconds)))
+
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
+
+
+def parse_prefer_wait(value: str | None) -> float | None:
+    """The ``wait`` preference of a ``Prefer`` header (RFC 7240 §4.3), or ``None``."""
+    if not value:
+        return None
+    match = _PREFER_WAIT.search(value)
+    return float(match.group(1)) if match else None

@@ -1,0 +1,336 @@
+"""The HTTP routes of the service: the spec's ``GET /status`` and the ``/v1/jobs`` API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from vtrans.protocol import (
+    JOB_ID_RE,
+    LANGUAGES,
+    RESULTS,
+    Job,
+    JobCreate,
+    JobPage,
+    StatusBody,
+    format_retry_after,
+)
+from vtrans.server import openapi
+from vtrans.server.config import ServerConfig
+from vtrans.server.problems import ProblemError, on_http_exception, on_problem, on_unexpected
+from vtrans.server.simulation import State, draw_fixed_delay, draw_timeline, state_at
+from vtrans.server.store import Store, StoredJob
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+STATUS_JOB_KEY = "status_job_id"
+_encode = msgspec.json.encode
+
+
+class Service:
+    """The state the routes share: configuration, store and clock."""
+
+    def __init__(self, config: ServerConfig, store: Store, clock: Callable[[], float]) -> None:
+        self.config, self.store, self.clock = config, store, clock
+        self.status_job_id = self._status_job()
+
+    def _status_job(self) -> str:
+        """The job behind ``GET /status``: kept across restarts unless asked to start anew."""
+        job_id = None if self.config.reset_status else self.store.get_meta(STATUS_JOB_KEY)
+        if job_id is not None and self.store.get(job_id) is not None:
+            return job_id
+        cfg = self.config
+        timeline = draw_fixed_delay(
+            self._rng("status"),
+            self.clock(),
+            cfg.status_delay_min,
+            cfg.status_delay_max,
+            cfg.simulation.error_rate,
+        )
+        job, _ = self.store.add(
+            id=new_job_id(),
+            language="en",
+            video_seconds=1.0,
+            source_url=None,
+            callback_url=None,
+            timeline=timeline,
+        )
+        self.store.set_meta(STATUS_JOB_KEY, job.id)
+        log.info(
+            "GET /status follows job %s (terminal at +%.1fs)", job.id, timeline.ends_at - timeline.created_at
+        )
+        return job.id
+
+    def _rng(self, stream: str) -> random.Random:
+        seed = self.config.seed
+        return random.Random(f"{seed}:{stream}") if seed is not None else random.Random()
+
+    def create(self, spec: JobCreate, idempotency_key: str | None) -> tuple[StoredJob, bool]:
+        rng = self._rng(str(self.store.count()))
+        timeline = draw_timeline(self.config.simulation, rng, self.clock(), spec.video_seconds, spec.simulate)
+        return self.store.add(
+            id=new_job_id(),
+            language=spec.language,
+            video_seconds=spec.video_seconds,
+            source_url=spec.source_url,
+            callback_url=spec.callback_url,
+            timeline=timeline,
+            idempotency_key=idempotency_key,
+        )
+
+    def find(self, job_id: str) -> StoredJob:
+        if not JOB_ID_RE.match(job_id):
+            raise ProblemError(
+                400,
+                "malformed-job-id",
+                f"{job_id[:80]!r} is not a job id: ids look like 'job_' and 32 hex digits.",
+            )
+        job = self.store.get(job_id)
+        if job is None:
+            raise ProblemError(404, "job-not-found", f"There is no job with id {job_id!r}.")
+        return job
+
+    def respond(self, job: StoredJob, status: int = 200, **headers: str) -> Response:
+        """The job's state now, with a ``Retry-After`` hint while it is pending."""
+        now = self.clock()
+        state = state_at(job.timeline, now)
+        headers.update(self.hint_headers(state))
+        return Response(_encode(to_wire(job, state, now)), status, headers, media_type=JSON)
+
+    def hint_headers(self, state: State) -> dict[str, str]:
+        headers = {"Cache-Control": "no-store"}
+        if state.estimated_remaining is not None:
+            hint = min(state.estimated_remaining, self.config.retry_after_max)
+            headers["Retry-After"] = format_retry_after(hint)
+        return headers
+
+
+def new_job_id() -> str:
+    return f"job_{uuid.uuid4().hex}"
+
+
+def _time(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc)
+
+
+def to_wire(job: StoredJob, state: State, now: float) -> Job:
+    remaining = state.estimated_remaining
+    return Job(
+        id=job.id,
+        result=state.result,
+        progress=state.progress,
+        language=job.language,
+        video_seconds=job.video_seconds,
+        created_at=_time(job.timeline.created_at),
+        finished_at=_time(state.finished_at),
+        estimated_completion_at=None if remaining is None else _time(now + remaining),
+        estimated_seconds_remaining=None if remaining is None else round(remaining, 3),
+        error=state.error,
+        source_url=job.source_url,
+        callback_url=job.callback_url,
+    )
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+async def get_status(request: Request) -> Response:
+    """The spec's endpoint: ``{"result": ...}`` of the service's own job, or of ``?job_id=``."""
+    service = _service(request)
+    job = service.find(request.query_params.get("job_id") or service.status_job_id)
+    state = state_at(job.timeline, service.clock())
+    body = _encode(StatusBody(result=state.result))
+    return Response(body, 200, service.hint_headers(state), media_type=JSON)
+
+
+async def create_job(request: Request) -> Response:
+    service = _service(request)
+    _authorize(request)
+    spec = _parse_create(await _read_body(request, service.config.max_body_bytes), request)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ProblemError(400, "bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters.")
+    job, created = service.create(spec, key)
+    headers = {"Location": f"/v1/jobs/{job.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return service.respond(job, 201 if created else 200, **headers)
+
+
+async def get_job(request: Request) -> Response:
+    service = _service(request)
+    _authorize(request)
+    return service.respond(service.find(request.path_params["job_id"]))
+
+
+async def cancel_job(request: Request) -> Response:
+    service = _service(request)
+    _authorize(request)
+    job = service.find(request.path_params["job_id"])
+    cancelled = service.store.cancel(job.id, service.clock())
+    assert cancelled is not None  # jobs are never deleted
+    error = cancelled.timeline.error
+    if error is None or error.code != "cancelled":
+        result = cancelled.timeline.outcome
+        raise ProblemError(
+            409,
+            "job-finished",
+            f"Job {job.id} already ended as {result!r} and can no longer be cancelled.",
+        )
+    return service.respond(cancelled)
+
+
+async def list_jobs(request: Request) -> Response:
+    service = _service(request)
+    _authorize(request)
+    query = request.query_params
+    limit = _int_param(query.get("limit", "20"), "limit", 1, 100)
+    result = query.get("result")
+    if result is not None and result not in RESULTS:
+        raise ProblemError(
+            400, "bad-query", f"result must be one of pending, completed, error; not {result!r}."
+        )
+    before = _decode_cursor(query["cursor"]) if "cursor" in query else None
+    now = service.clock()
+    jobs = service.store.list(before_seq=before, limit=limit + 1, result=result, now=now)  # type: ignore[arg-type]
+    page = jobs[:limit]
+    cursor = _encode_cursor(page[-1].seq) if len(jobs) > limit else None
+    body = JobPage(items=[to_wire(j, state_at(j.timeline, now), now) for j in page], next_cursor=cursor)
+    return Response(_encode(body), 200, {"Cache-Control": "no-store"}, media_type=JSON)
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"ok":true}', media_type=JSON)
+
+
+# --- request parsing --------------------------------------------------------------------------
+
+
+def _authorize(request: Request) -> None:
+    key = _service(request).config.api_key
+    if key is None:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), key):
+        detail = "Missing or wrong API key: send 'Authorization: Bearer <key>'."
+        raise ProblemError(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer"})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = ProblemError(413, "body-too-large", f"The request body exceeds {limit} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _parse_create(body: bytes, request: Request) -> JobCreate:
+    if not body.strip():
+        raise ProblemError(400, "empty-body", "The request body is empty: send a JSON job object.")
+    try:
+        spec = msgspec.json.decode(body, type=JobCreate)
+    except msgspec.ValidationError as exc:
+        raise ProblemError(422, "invalid-job", f"Invalid job: {exc}.") from None
+    except msgspec.DecodeError as exc:
+        sent_as = request.headers.get("content-type", "no Content-Type")
+        detail = f"The body is not valid JSON ({exc}; sent as {sent_as})."
+        raise ProblemError(400, "malformed-json", detail) from None
+    if spec.language not in LANGUAGES:
+        raise ProblemError(
+            422,
+            "unknown-language",
+            f"Unknown language {spec.language!r}; supported: {', '.join(sorted(LANGUAGES))}.",
+        )
+    for name in ("source_url", "callback_url"):
+        url = getattr(spec, name)
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ProblemError(
+                    422, "invalid-job", f"Invalid job: {name} must be an absolute http(s) URL."
+                )
+    return spec
+
+
+def _int_param(raw: str, name: str, lo: int, hi: int) -> int:
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ProblemError(400, "bad-query", f"{name} must be an integer from {lo} to {hi}.")
+    return int(raw)
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, seq = raw.partition(":")
+        if prefix == "seq" and seq.isdigit():
+            return int(seq)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ProblemError(
+        400, "bad-cursor", "The cursor is not one this service issued: pass next_cursor back as is."
+    )
+
+
+# --- the application --------------------------------------------------------------------------
+
+
+def create_app(
+    config: ServerConfig | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI application. Without a ``store`` it opens the one the config names."""
+    config = config or ServerConfig()
+    if store is None:
+        store = Store(config.db_path if config.store == "sqlite" else ":memory:")
+    spec = _encode(openapi.document())
+    app = Starlette(
+        routes=[
+            Route("/status", get_status, methods=["GET"]),
+            Route("/v1/jobs", create_job, methods=["POST"]),
+            Route("/v1/jobs", list_jobs, methods=["GET"]),
+            Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+            Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/openapi.json", lambda _: Response(spec, media_type=JSON), methods=["GET"]),
+            Route("/docs", lambda _: HTMLResponse(openapi.DOCS_PAGE), methods=["GET"]),
+        ],
+        exception_handlers={
+            ProblemError: on_problem,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+    )
+    app.state.service = Service(config, store, clock)
+    return app

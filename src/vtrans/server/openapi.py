@@ -1,0 +1,156 @@
+"""The OpenAPI 3.1 document (``/openapi.json``) and the interactive docs page (``/docs``).
+
+Schemas come from the wire models themselves (msgspec), so the document cannot drift from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from vtrans import __version__
+from vtrans.protocol import PROBLEM_JSON, Job, JobCreate, JobPage, Problem, StatusBody
+
+_REF = "#/components/schemas/{name}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(name=name)}
+
+
+def _json(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    schema = {"content": {PROBLEM_JSON: {"schema": _ref("Problem")}}}
+    return {str(code): {"description": "A problem (RFC 9457).", **schema} for code in codes}
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "While pending: whole seconds until the job is expected to finish.",
+        "schema": {"type": "integer"},
+    }
+}
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^job_[0-9a-f]{32}$"},
+}
+
+
+def document() -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        [Job, JobCreate, JobPage, StatusBody, Problem], ref_template=_REF
+    )
+    job_ok = {**_json("Job", "The job now."), "headers": _RETRY_AFTER}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "vtrans — simulated video-translation service",
+            "version": __version__,
+            "description": (
+                "A sandbox that behaves like a video-translation backend. `GET /status` is the "
+                "original task's contract; `/v1/jobs` is the full job API. Errors are "
+                "`application/problem+json` (RFC 9457)."
+            ),
+        },
+        "paths": {
+            "/status": {
+                "get": {
+                    "summary": "The spec's status: pending until a delay, then completed or error",
+                    "parameters": [
+                        {
+                            "name": "job_id",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "Any job's id (default: the service's own).",
+                        }
+                    ],
+                    "responses": {
+                        "200": {**_json("StatusBody", "The result."), "headers": _RETRY_AFTER},
+                        **_problems(400, 404),
+                    },
+                }
+            },
+            "/v1/jobs": {
+                "post": {
+                    "summary": "Create a translation job",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 255},
+                            "description": "Retry-safe creation: a repeated key returns the job it created.",
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("JobCreate")}},
+                    },
+                    "responses": {
+                        "201": {**_json("Job", "Created; Location names the job."), "headers": _RETRY_AFTER},
+                        "200": _json("Job", "Replay of an Idempotency-Key."),
+                        **_problems(400, 401, 413, 422),
+                    },
+                },
+                "get": {
+                    "summary": "List jobs, newest first",
+                    "parameters": [
+                        {
+                            "name": "result",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": ["pending", "completed", "error"]},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "A page's next_cursor.",
+                        },
+                    ],
+                    "responses": {"200": _json("JobPage", "One page of jobs."), **_problems(400, 401)},
+                },
+            },
+            "/v1/jobs/{job_id}": {
+                "get": {
+                    "summary": "Get a job",
+                    "parameters": [_JOB_ID],
+                    "responses": {"200": job_ok, **_problems(400, 401, 404)},
+                },
+                "delete": {
+                    "summary": "Cancel a job (it ends as error/cancelled)",
+                    "parameters": [_JOB_ID],
+                    "responses": {"200": _json("Job", "The cancelled job."), **_problems(400, 401, 404, 409)},
+                },
+            },
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>vtrans API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+<noscript>The machine-readable API description is at <a href="/openapi.json">/openapi.json</a>.
+</noscript></body></html>
+"""

@@ -1,0 +1,28 @@
+"""Run the service on uvicorn (httptools and uvloop when installed, as ``uvicorn[standard]`` does)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from vtrans.server.app import create_app
+from vtrans.server.config import ServerConfig
+
+
+def serve(
+    config: ServerConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted (SIGINT or SIGTERM)."""
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level=log_level,
+        backlog=4096,
+        timeout_graceful_shutdown=5,
+    )
