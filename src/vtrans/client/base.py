@@ -1,0 +1,47 @@
+"""What the sync and async clients share: configuration and the choice of clock."""
+
+from __future__ import annotations
+
+import os
+import random
+
+from vtrans import __version__, testing
+from vtrans.client.clock import Clock, SystemClock, VirtualClock
+from vtrans.client.core import Settings
+from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.protocol import Simulate
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ClientBase:
+    """Settings shared by :class:`~vtrans.Client` and :class:`~vtrans.AsyncClient`."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        poll: PollPolicy | None,
+        retry: RetryPolicy | None,
+        clock: Clock | None,
+        rng: random.Random | None,
+    ) -> None:
+        self.base_url = base_url or os.environ.get("VTRANS_URL") or DEFAULT_URL
+        api_key = api_key if api_key is not None else os.environ.get("VTRANS_API_KEY")
+        self.headers = {"User-Agent": f"vtrans-python/{__version__}"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.poll = poll or PollPolicy()
+        self.retry = retry or RetryPolicy()
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+
+    def _settings(self) -> Settings:
+        clock = VirtualClock() if testing.is_testing() else self.clock
+        return Settings(self.poll, self.retry, clock, self.rng)
+
+
+def as_simulate(simulate: Simulate | dict[str, object] | None) -> Simulate | None:
+    if simulate is None or isinstance(simulate, Simulate):
+        return simulate
+    return Simulate(**simulate)  # type: ignore[arg-type]

@@ -1,0 +1,318 @@
+"""The client's logic as sans-I/O flows, shared by the sync and async drivers.
+
+A flow is a generator that yields actions — :class:`Send` a request, :class:`Sleep`, :class:`Emit`
+a job state — and receives, for each ``Send``, the ``httpx2.Response`` or the transport exception.
+It returns the call's result. The drivers only execute actions; every decision is made here.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx2
+import msgspec
+
+from vtrans.client.clock import Clock
+from vtrans.client.errors import (
+    APIError,
+    Conflict,
+    InvalidRequest,
+    JobFailed,
+    NotFound,
+    ProtocolError,
+    ServiceUnavailable,
+    TransportError,
+    Unauthorized,
+    VtransError,
+    WaitTimeout,
+)
+from vtrans.client.policy import Poller, PollPolicy, RetryPolicy
+from vtrans.protocol import PROBLEM_JSON, Job, JobCreate, JobPage, Problem, Simulate, parse_retry_after
+
+log = logging.getLogger("vtrans.client")
+
+T = TypeVar("T")
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_ERRORS: dict[int, type[APIError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    413: InvalidRequest,
+    422: InvalidRequest,
+}
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send this request; the flow receives the response or the ``httpx2.TransportError``."""
+
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    #: Per-request timeout in seconds (``None``: the client's default).
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A new state of the job, for progress callbacks and iterators."""
+
+    job: Job
+
+
+Action = Send | Sleep | Emit
+Flow = Generator[Action, Any, T]
+
+
+@dataclass
+class Settings:
+    """What every flow needs; owned by a client."""
+
+    poll: PollPolicy
+    retry: RetryPolicy
+    clock: Clock
+    rng: random.Random
+
+
+@dataclass
+class Counter:
+    """Requests made by one call (the retries included)."""
+
+    requests: int = 0
+    retries: int = 0
+
+
+# --- one request, with retries ----------------------------------------------------------------
+
+
+def call(
+    send: Send,
+    parse: Callable[[httpx2.Response], T],
+    settings: Settings,
+    counter: Counter | None = None,
+    deadline: float | None = None,
+) -> Flow[T]:
+    """Send until ``parse`` accepts a response; retry what is transient on the retry budget.
+
+    Raises the typed error for a refusal (4xx), or the last transient error once the budget,
+    or the ``deadline``, is spent.
+    """
+    counter = counter or Counter()
+    failures = 0
+    while True:
+        if deadline is not None:
+            remaining = deadline - settings.clock.now()
+            timeout = max(0.25, remaining) if send.timeout is None else min(send.timeout, remaining)
+            send = Send(send.method, send.path, send.params, send.headers, send.content, timeout)
+        counter.requests += 1
+        reply = yield send
+        retry_after: float | None = None
+        try:
+            if isinstance(reply, httpx2.TransportError):
+                raise TransportError(f"{send.method} {send.path}: {_describe(reply)}") from reply
+            log.debug("%s %s -> %d", send.method, send.path, reply.status_code)
+            retry_after = parse_retry_after(reply.headers.get("retry-after"))
+            return parse(_check(reply))
+        except (TransportError, ProtocolError, ServiceUnavailable) as exc:
+            failures += 1
+            delay = settings.retry.delay(failures, retry_after, settings.rng)
+            now = settings.clock.now()
+            if failures >= settings.retry.attempts or (deadline is not None and now >= deadline):
+                raise
+            if deadline is not None:
+                delay = min(delay, deadline - now)
+            log.debug("retry %d/%d in %.2fs: %s", failures, settings.retry.attempts - 1, delay, exc)
+            counter.retries += 1
+            yield Sleep(delay)
+
+
+def _describe(exc: httpx2.TransportError) -> str:
+    kind = type(exc).__name__
+    return f"{kind}: {exc}" if str(exc) else kind
+
+
+def _check(reply: httpx2.Response) -> httpx2.Response:
+    """Raise the typed error a non-2xx answer stands for."""
+    status = reply.status_code
+    if 200 <= status < 300:
+        return reply
+    problem = _problem(reply)
+    detail = problem.detail if problem and problem.detail else _snippet(reply) or reply.reason_phrase
+    if status in RETRYABLE_STATUS:
+        raise ServiceUnavailable(status, problem, detail)
+    raise _ERRORS.get(status, APIError)(status, problem, detail)
+
+
+def _problem(reply: httpx2.Response) -> Problem | None:
+    content_type = reply.headers.get("content-type", "")
+    if PROBLEM_JSON not in content_type and "json" not in content_type:
+        return None
+    try:
+        return msgspec.json.decode(reply.content, type=Problem)
+    except msgspec.MsgspecError:
+        return None
+
+
+def _snippet(reply: httpx2.Response) -> str:
+    text = " ".join(reply.text.split())
+    return text[:200] + ("…" if len(text) > 200 else "")
+
+
+def decode(kind: type[T]) -> Callable[[httpx2.Response], T]:
+    """A parser of a 2xx JSON body into ``kind``; anything else is a :class:`ProtocolError`."""
+
+    def parse(reply: httpx2.Response) -> T:
+        try:
+            return msgspec.json.decode(reply.content, type=kind)
+        except msgspec.MsgspecError as exc:
+            raise ProtocolError(
+                f"{reply.request.method} {reply.request.url.path} answered {reply.status_code} "
+                f"with a body that is not a vtrans {kind.__name__} ({exc}): {_snippet(reply)!r}"
+            ) from None
+
+    return parse
+
+
+# --- the API calls ----------------------------------------------------------------------------
+
+
+def job_path(job_id: str) -> str:
+    if not job_id or "/" in job_id or job_id in (".", ".."):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return f"/v1/jobs/{job_id}"
+
+
+def create(
+    settings: Settings,
+    language: str,
+    video_seconds: float,
+    *,
+    source_url: str | None = None,
+    callback_url: str | None = None,
+    simulate: Simulate | None = None,
+    idempotency_key: str | None = None,
+) -> Flow[Job]:
+    body = msgspec.json.encode(JobCreate(language, video_seconds, source_url, callback_url, simulate))
+    # The key makes the POST safe to retry: a repeat returns the job the first one created.
+    headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+    job = yield from call(Send("POST", "/v1/jobs", headers=headers, content=body), decode(Job), settings)
+    log.info("created job %s (%s, %.0fs of video)", job.id, language, video_seconds)
+    return job
+
+
+def get(settings: Settings, job_id: str) -> Flow[Job]:
+    return (yield from call(Send("GET", job_path(job_id)), decode(Job), settings))
+
+
+def status(settings: Settings, job_id: str | None = None) -> Flow[Job]:
+    """The spec's ``GET /status`` (of one job, with ``job_id``, on servers that support it)."""
+    params = {"job_id": job_id} if job_id else {}
+    return (yield from call(Send("GET", "/status", params=params), decode(Job), settings))
+
+
+def cancel(settings: Settings, job_id: str) -> Flow[Job]:
+    job = yield from call(Send("DELETE", job_path(job_id)), decode(Job), settings)
+    log.info("cancelled job %s", job_id)
+    return job
+
+
+def list_jobs(settings: Settings, result: str | None, page_size: int) -> Flow[None]:
+    """Emit every job, newest first, following the pages."""
+    params = {"limit": str(page_size)}
+    if result is not None:
+        params["result"] = result
+    while True:
+        page = yield from call(Send("GET", "/v1/jobs", params=dict(params)), decode(JobPage), settings)
+        for job in page.items:
+            yield Emit(job)
+        if not page.next_cursor:
+            return
+        params["cursor"] = page.next_cursor
+
+
+# --- waiting ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    """How one :meth:`wait` behaves (see its docstring)."""
+
+    timeout: float | None = None
+    raise_on_error: bool = True
+    cancel_on_timeout: bool = False
+
+
+def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[Job]:
+    """Poll until the job is terminal; emit each change; keep the deadline."""
+    clock = settings.clock
+    start = clock.now()
+    deadline = None if options.timeout is None else start + options.timeout
+    send = Send("GET", job_path(job_id)) if job_id else Send("GET", "/status")
+    poller = Poller(settings.poll, start, settings.rng)
+    counter = Counter()
+    hint: list[float | None] = [None]
+    last: Job | None = None
+    name = job_id or "/status"
+
+    def parse(reply: httpx2.Response) -> Job:
+        job = decode(Job)(reply)
+        hint[0] = job.estimated_seconds_remaining
+        if hint[0] is None:
+            hint[0] = parse_retry_after(reply.headers.get("retry-after"))
+        return job
+
+    while True:
+        try:
+            job = yield from call(send, parse, settings, counter, deadline)
+        except (TransportError, ProtocolError, ServiceUnavailable) as exc:
+            if deadline is not None and clock.now() >= deadline:
+                raise _timeout(last, clock.now() - start, counter) from exc
+            raise
+        if job != last:
+            yield Emit(job)
+        last = job
+        now = clock.now()
+        if job.done:
+            log.info(
+                "%s %s after %.1fs: %d requests (%d retries)",
+                name,
+                job.result,
+                now - start,
+                counter.requests,
+                counter.retries,
+            )
+            if job.result == "error" and options.raise_on_error:
+                raise JobFailed(job)
+            return job
+        if deadline is not None and now >= deadline:
+            if options.cancel_on_timeout and job_id:
+                try:
+                    last = yield from cancel(settings, job_id)
+                except VtransError as exc:
+                    log.warning("could not cancel %s after the timeout: %s", job_id, exc)
+            raise _timeout(last, now - start, counter)
+        delay = poller.next_delay(now, hint[0])
+        if deadline is not None:
+            delay = min(delay, deadline - now)
+        log.debug("%s pending (progress %s, hint %s): next poll in %.2fs", name, job.progress, hint[0], delay)
+        yield Sleep(delay)
+
+
+def _timeout(job: Job | None, waited: float, counter: Counter) -> WaitTimeout:
+    error = WaitTimeout(job, waited, counter.requests)
+    log.info("%s", error)
+    return error

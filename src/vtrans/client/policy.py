@@ -1,0 +1,96 @@
+"""When to ask again: the waiting and retry policies. Pure: no I/O, no clock of their own.
+
+:class:`Poller` is the waiting algorithm of DESIGN.md. It is handed what was observed (the time,
+the server's hint) and answers how long to sleep before the next poll. The sync and async clients
+and the benchmarks all drive this same object.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How :meth:`Client.wait` paces its polls.
+
+    Without a hint from the server, polls follow a geometric schedule from the start of the wait:
+    ``first * factor**(i + phase)`` seconds, with a random ``phase`` in [0, 1) and gaps capped at
+    ``max_interval``. Detection lag is then at most ``(factor - 1) * duration`` (or the cap), for
+    about ``log_factor(duration / first)`` requests.
+
+    With a hint (the body's ``estimated_seconds_remaining``, else ``Retry-After``), the client
+    sleeps until the hinted time; if the job is still pending, the next sleep is at least a
+    short interval that grows by ``factor`` each time (estimates are noisy).
+    """
+
+    #: Seconds from the start of the wait to the first scheduled re-poll (before the phase).
+    first: float = 0.5
+    #: Growth of the schedule; the worst-case lag is ``(factor - 1)`` times the job's duration.
+    factor: float = 1.5
+    #: Longest gap between two polls, which bounds the lag on long jobs.
+    max_interval: float = 30.0
+    #: Shortest gap between two polls.
+    min_interval: float = 0.05
+    #: Once a hint proved short, the next sleep is at least this, growing by ``factor`` each time.
+    hint_floor: float = 0.1
+    #: Draw the schedule's phase at random: same requests, lower mean lag.
+    random_phase: bool = True
+    #: Follow the server's estimates and ``Retry-After``.
+    use_hints: bool = True
+    #: Never sleep longer than this on a hint, however long the server's estimate.
+    max_hint: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not (self.first > 0 and self.factor > 1 and self.max_interval >= self.min_interval > 0):
+            raise ValueError("PollPolicy needs first > 0, factor > 1 and max_interval >= min_interval > 0")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transport failures, 429 and 5xx are retried: jittered exponential backoff that honours
+    ``Retry-After``, on a budget of its own (``attempts`` failures in a row per request)."""
+
+    attempts: int = 8
+    backoff: float = 0.2
+    max_backoff: float = 10.0
+    #: A longer ``Retry-After`` is cut to this many seconds.
+    max_retry_after: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff < 0 or self.max_backoff < self.backoff:
+            raise ValueError("RetryPolicy needs attempts >= 1 and 0 <= backoff <= max_backoff")
+
+    def delay(self, failures: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (1-based)."""
+        base = min(self.max_backoff, self.backoff * 2.0 ** (failures - 1))
+        delay = base * rng.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        return delay
+
+
+class Poller:
+    """The state of one wait: feed it each pending observation, get the sleep before the next."""
+
+    def __init__(self, policy: PollPolicy, start: float, rng: random.Random) -> None:
+        self.policy, self.start = policy, start
+        self.phase = rng.random() if policy.random_phase else 0.0
+        self.hinted_polls = 0
+
+    def next_delay(self, now: float, hint: float | None) -> float:
+        """Seconds to sleep after a pending answer seen at ``now`` that carried ``hint``."""
+        p = self.policy
+        if hint is not None and p.use_hints and math.isfinite(hint):
+            # Trust the first hint fully; if the job outlives hints, ramp up from `first` again.
+            floor = 0.0 if self.hinted_polls == 0 else p.hint_floor * p.factor ** (self.hinted_polls - 1)
+            floor = min(p.max_interval, floor)
+            self.hinted_polls += 1
+            return max(p.min_interval, floor, min(hint, p.max_hint))
+        elapsed = max(0.0, now - self.start)
+        # The next point of the schedule first * factor**(i + phase) after `elapsed`.
+        i = math.floor(math.log(max(elapsed, 1e-9) / p.first, p.factor) - self.phase) + 1
+        next_point = p.first * p.factor ** (max(i, 0) + self.phase)
+        return float(min(p.max_interval, max(p.min_interval, next_point - elapsed)))

@@ -1,0 +1,173 @@
+"""The synchronous client: a thin driver of the flows in :mod:`vtrans.client.core`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import httpx2
+
+from vtrans.client import core
+from vtrans.client.base import ClientBase, as_simulate
+from vtrans.client.clock import Clock
+from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.protocol import Job, Simulate
+
+T = TypeVar("T")
+
+
+class Client(ClientBase):
+    """Submit translation jobs and wait for them.
+
+    ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
+    ``$VTRANS_API_KEY``. ``timeout`` bounds each request; ``poll`` and ``retry`` tune waiting and
+    retries; ``clock`` and ``rng`` are for tests. Pass ``http_client`` to bring your own
+    ``httpx2.Client`` (its base URL and headers are then yours to set).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        poll: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        http_client: httpx2.Client | None = None,
+    ) -> None:
+        super().__init__(base_url, api_key, poll, retry, clock, rng)
+        self._http = http_client or httpx2.Client(
+            base_url=self.base_url, headers=self.headers, timeout=timeout
+        )
+
+    def create(
+        self,
+        language: str,
+        video_seconds: float,
+        *,
+        source_url: str | None = None,
+        callback_url: str | None = None,
+        simulate: Simulate | dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Submit a translation of ``video_seconds`` of video into ``language``."""
+        sim = as_simulate(simulate)
+        return self._run(
+            lambda s: core.create(
+                s,
+                language,
+                video_seconds,
+                source_url=source_url,
+                callback_url=callback_url,
+                simulate=sim,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def get(self, job_id: str) -> Job:
+        """The job's state now."""
+        return self._run(lambda s: core.get(s, job_id))
+
+    def status(self, job_id: str | None = None) -> Job:
+        """The spec's ``GET /status``: only ``result`` is certain to be set."""
+        return self._run(lambda s: core.status(s, job_id))
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a pending job; it ends as ``error`` with code ``cancelled``."""
+        return self._run(lambda s: core.cancel(s, job_id))
+
+    def jobs(
+        self, result: Literal["pending", "completed", "error"] | None = None, *, page_size: int = 50
+    ) -> Iterator[Job]:
+        """Every job, newest first (optionally only those with ``result``), page after page."""
+        yield from self._iterate(lambda s: core.list_jobs(s, result, page_size), [])
+
+    def wait(
+        self,
+        job_id: str | None = None,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[Job], object] | None = None,
+        raise_on_error: bool = True,
+        cancel_on_timeout: bool = False,
+    ) -> Job:
+        """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``.
+
+        Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
+        :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
+        with ``cancel_on_timeout`` the job is cancelled first). ``on_progress`` is called with
+        every new state.
+        """
+        options = core.WaitOptions(timeout, raise_on_error, cancel_on_timeout)
+        return self._run(lambda s: core.wait(s, job_id, options), on_progress)
+
+    def watch(self, job_id: str | None = None, *, timeout: float | None = None) -> Iterator[Job]:
+        """Every new state of the job, the terminal one last (failures are yielded, not raised)."""
+        options = core.WaitOptions(timeout, raise_on_error=False)
+        yield from self._iterate(lambda s: core.wait(s, job_id, options), [])
+
+    def translate(
+        self, language: str, video_seconds: float, *, timeout: float | None = None, **create: Any
+    ) -> Job:
+        """:meth:`create` then :meth:`wait`: the finished translation, or an error."""
+        job = self.create(language, video_seconds, **create)
+        assert job.id is not None
+        return self.wait(job.id, timeout=timeout)
+
+    # --- the driver ---------------------------------------------------------------------------
+
+    def _iterate(self, make: Callable[[core.Settings], core.Flow[T]], result: list[T]) -> Iterator[Job]:
+        """Run a flow: execute its actions, yield what it emits, put its return value in ``result``."""
+        settings = self._settings()
+        flow, clock = make(settings), settings.clock
+        reply: Any = None
+        while True:
+            try:
+                action = flow.send(reply)
+            except StopIteration as stop:
+                result.append(stop.value)
+                return
+            reply = None
+            if isinstance(action, core.Send):
+                reply = self._send(action)
+            elif isinstance(action, core.Sleep):
+                clock.sleep(action.seconds)
+            else:
+                yield action.job
+
+    def _run(
+        self, make: Callable[[core.Settings], core.Flow[T]], on_emit: Callable[[Job], object] | None = None
+    ) -> T:
+        result: list[T] = []
+        for job in self._iterate(make, result):
+            if on_emit is not None:
+                on_emit(job)
+        return result[0]
+
+    def _send(self, send: core.Send) -> httpx2.Response | httpx2.TransportError:
+        try:
+            return self._http.request(
+                send.method,
+                send.path,
+                params=send.params,
+                headers=send.headers,
+                content=send.content,
+                timeout=send.timeout if send.timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+            )
+        except httpx2.TransportError as exc:
+            return exc
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

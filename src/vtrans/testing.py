@@ -1,0 +1,39 @@
+"""Make every vtrans wait instant in your own test suite.
+
+    import vtrans.testing
+
+    vtrans.testing.set_testing(True)        # for the whole session (e.g. in conftest.py)
+    with vtrans.testing.set_testing(True):  # or for a block
+        client.wait(job_id)                 # polls as usual, but sleeps take no time
+
+While on, clients sleep on a :class:`~vtrans.client.clock.VirtualClock`: the policy, deadlines and
+retries behave exactly as in production, only the waiting is skipped.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+_active = False
+
+
+class set_testing:
+    """Turn instant waits on or off; as a context manager, restore the previous setting on exit."""
+
+    def __init__(self, on: bool) -> None:
+        global _active
+        self._previous, _active = _active, on
+
+    def __enter__(self) -> set_testing:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        global _active
+        _active = self._previous
+
+
+def is_testing() -> bool:
+    """Whether waits are instant."""
+    return _active
