@@ -32,7 +32,16 @@ from vtrans.client.errors import (
     WaitTimeout,
 )
 from vtrans.client.policy import Poller, PollPolicy, RetryPolicy
-from vtrans.protocol import PROBLEM_JSON, Job, JobCreate, JobPage, Problem, Simulate, parse_retry_after
+from vtrans.protocol import (
+    PROBLEM_JSON,
+    Job,
+    JobCreate,
+    JobPage,
+    Problem,
+    Simulate,
+    parse_prefer_wait,
+    parse_retry_after,
+)
 
 log = logging.getLogger("vtrans.client")
 
@@ -256,36 +265,55 @@ class WaitOptions:
     cancel_on_timeout: bool = False
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One answer while waiting: the job, the server's hint, whether it honoured a long-poll."""
+
+    job: Job
+    hint: float | None
+    held: bool
+
+    @classmethod
+    def parse(cls, reply: httpx2.Response) -> Observation:
+        job = decode(Job)(reply)
+        hint = job.estimated_seconds_remaining
+        if hint is None:
+            hint = parse_retry_after(reply.headers.get("retry-after"))
+        held = parse_prefer_wait(reply.headers.get("preference-applied")) is not None
+        return cls(job, hint, held)
+
+
 def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[Job]:
-    """Poll until the job is terminal; emit each change; keep the deadline."""
-    clock = settings.clock
+    """Poll until the job is terminal; emit each change; keep the deadline.
+
+    Every poll asks the server to hold the answer (``Prefer: wait``); a server that honours it
+    is asked again at once, one that ignores it is polled by the :class:`Poller`.
+    """
+    clock, policy = settings.clock, settings.poll
     start = clock.now()
     deadline = None if options.timeout is None else start + options.timeout
-    send = Send("GET", job_path(job_id)) if job_id else Send("GET", "/status")
-    poller = Poller(settings.poll, start, settings.rng)
+    path = job_path(job_id) if job_id else "/status"
+    poller = Poller(policy, start, settings.rng)
     counter = Counter()
-    hint: list[float | None] = [None]
     last: Job | None = None
     name = job_id or "/status"
-
-    def parse(reply: httpx2.Response) -> Job:
-        job = decode(Job)(reply)
-        hint[0] = job.estimated_seconds_remaining
-        if hint[0] is None:
-            hint[0] = parse_retry_after(reply.headers.get("retry-after"))
-        return job
-
     while True:
+        sent = clock.now()
+        hold = policy.long_poll if deadline is None else min(policy.long_poll, deadline - sent - 0.5)
+        send = Send("GET", path)
+        if hold >= 1:
+            hold = float(int(hold))
+            send = Send("GET", path, headers={"Prefer": f"wait={hold:.0f}"}, timeout=hold + 10)
         try:
-            job = yield from call(send, parse, settings, counter, deadline)
+            seen = yield from call(send, Observation.parse, settings, counter, deadline)
         except (TransportError, ProtocolError, ServiceUnavailable) as exc:
             if deadline is not None and clock.now() >= deadline:
                 raise _timeout(last, clock.now() - start, counter) from exc
             raise
+        job, now = seen.job, clock.now()
         if job != last:
             yield Emit(job)
         last = job
-        now = clock.now()
         if job.done:
             log.info(
                 "%s %s after %.1fs: %d requests (%d retries)",
@@ -305,10 +333,15 @@ def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[J
                 except VtransError as exc:
                     log.warning("could not cancel %s after the timeout: %s", job_id, exc)
             raise _timeout(last, now - start, counter)
-        delay = poller.next_delay(now, hint[0])
+        if seen.held and now - sent >= hold / 2:
+            log.debug("%s pending after a %.0fs hold: asking again", name, now - sent)
+            continue
+        delay = poller.next_delay(now, seen.hint)
         if deadline is not None:
             delay = min(delay, deadline - now)
-        log.debug("%s pending (progress %s, hint %s): next poll in %.2fs", name, job.progress, hint[0], delay)
+        log.debug(
+            "%s pending (progress %s, hint %s): next poll in %.2fs", name, job.progress, seen.hint, delay
+        )
         yield Sleep(delay)
 
 

@@ -42,8 +42,13 @@ class PollPolicy:
     use_hints: bool = True
     #: Never sleep longer than this on a hint, however long the server's estimate.
     max_hint: float = 600.0
+    #: Ask the server to hold each poll up to this many seconds (``Prefer: wait``, RFC 7240);
+    #: 0 never asks. Servers that ignore it are simply polled, at no extra request.
+    long_poll: float = 30.0
 
     def __post_init__(self) -> None:
+        if self.long_poll < 0:
+            raise ValueError("PollPolicy.long_poll must be >= 0")
         if not (self.first > 0 and self.factor > 1 and self.max_interval >= self.min_interval > 0):
             raise ValueError("PollPolicy needs first > 0, factor > 1 and max_interval >= min_interval > 0")
 

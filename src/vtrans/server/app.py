@@ -29,9 +29,11 @@ from vtrans.protocol import (
     JobPage,
     StatusBody,
     format_retry_after,
+    parse_prefer_wait,
 )
 from vtrans.server import openapi
 from vtrans.server.config import ServerConfig
+from vtrans.server.notifications import Notifier
 from vtrans.server.problems import ProblemError, on_http_exception, on_problem, on_unexpected
 from vtrans.server.simulation import State, draw_fixed_delay, draw_timeline, state_at
 from vtrans.server.store import Store, StoredJob
@@ -48,6 +50,7 @@ class Service:
 
     def __init__(self, config: ServerConfig, store: Store, clock: Callable[[], float]) -> None:
         self.config, self.store, self.clock = config, store, clock
+        self.notifier = Notifier()
         self.status_job_id = self._status_job()
 
     def _status_job(self) -> str:
@@ -106,11 +109,24 @@ class Service:
             raise ProblemError(404, "job-not-found", f"There is no job with id {job_id!r}.")
         return job
 
-    def respond(self, job: StoredJob, status: int = 200, **headers: str) -> Response:
+    async def hold(self, job: StoredJob, request: Request) -> tuple[StoredJob, dict[str, str]]:
+        """Honour ``Prefer: wait=N`` (RFC 7240): answer when the job leaves ``pending`` or after
+        N seconds (capped by ``max_wait``), whichever comes first."""
+        wait = parse_prefer_wait(request.headers.get("prefer"))
+        if wait is None:
+            return job, {}
+        applied = min(wait, self.config.max_wait)
+        deadline = self.clock() + applied
+        while (now := self.clock()) < min(deadline, job.timeline.ends_at):
+            await self.notifier.sleep(job.id, min(deadline, job.timeline.ends_at) - now)
+            job = self.store.get(job.id) or job
+        return job, {"Preference-Applied": f"wait={applied:g}", "Vary": "Prefer"}
+
+    def respond(self, job: StoredJob, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         """The job's state now, with a ``Retry-After`` hint while it is pending."""
         now = self.clock()
         state = state_at(job.timeline, now)
-        headers.update(self.hint_headers(state))
+        headers = {**(headers or {}), **self.hint_headers(state)}
         return Response(_encode(to_wire(job, state, now)), status, headers, media_type=JSON)
 
     def hint_headers(self, state: State) -> dict[str, str]:
@@ -159,9 +175,10 @@ async def get_status(request: Request) -> Response:
     """The spec's endpoint: ``{"result": ...}`` of the service's own job, or of ``?job_id=``."""
     service = _service(request)
     job = service.find(request.query_params.get("job_id") or service.status_job_id)
+    job, headers = await service.hold(job, request)
     state = state_at(job.timeline, service.clock())
-    body = _encode(StatusBody(result=state.result))
-    return Response(body, 200, service.hint_headers(state), media_type=JSON)
+    headers.update(service.hint_headers(state))
+    return Response(_encode(StatusBody(result=state.result)), 200, headers, media_type=JSON)
 
 
 async def create_job(request: Request) -> Response:
@@ -175,13 +192,14 @@ async def create_job(request: Request) -> Response:
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return service.respond(job, 201 if created else 200, **headers)
+    return service.respond(job, 201 if created else 200, headers)
 
 
 async def get_job(request: Request) -> Response:
     service = _service(request)
     _authorize(request)
-    return service.respond(service.find(request.path_params["job_id"]))
+    job, headers = await service.hold(service.find(request.path_params["job_id"]), request)
+    return service.respond(job, headers=headers)
 
 
 async def cancel_job(request: Request) -> Response:
@@ -190,6 +208,7 @@ async def cancel_job(request: Request) -> Response:
     job = service.find(request.path_params["job_id"])
     cancelled = service.store.cancel(job.id, service.clock())
     assert cancelled is not None  # jobs are never deleted
+    service.notifier.notify(job.id)
     error = cancelled.timeline.error
     if error is None or error.code != "cancelled":
         result = cancelled.timeline.outcome

@@ -26,6 +26,8 @@ class ServerConfig:
     #: When set, ``/v1/*`` requires ``Authorization: Bearer <api_key>``.
     api_key: str | None = None
     max_body_bytes: int = 64 * 1024
+    #: Longest hold of a long-poll (``Prefer: wait=N``), in seconds.
+    max_wait: float = 60.0
     #: Upper bound of the ``Retry-After`` hint sent with pending jobs, in seconds.
     retry_after_max: float = 60.0
 
@@ -35,5 +37,7 @@ class ServerConfig:
         lo, hi = self.status_delay_min, self.status_delay_max
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
             raise ValueError("the /status delay needs 0 <= min <= max (seconds)")
+        if not 0 <= self.max_wait <= 3600:
+            raise ValueError("max_wait must be between 0 and 3600 seconds")
         if self.retry_after_max < 1:
             raise ValueError("retry_after_max must be at least 1 second")
