@@ -33,6 +33,7 @@ from vtrans.protocol import (
 )
 from vtrans.server import openapi
 from vtrans.server.config import ServerConfig
+from vtrans.server.events import EventStream, job_events
 from vtrans.server.notifications import Notifier
 from vtrans.server.problems import ProblemError, on_http_exception, on_problem, on_unexpected
 from vtrans.server.simulation import State, draw_fixed_delay, draw_timeline, state_at
@@ -202,6 +203,23 @@ async def get_job(request: Request) -> Response:
     return service.respond(job, headers=headers)
 
 
+async def get_job_events(request: Request) -> Response:
+    """Server-Sent Events: progress while pending, then the terminal job."""
+    service = _service(request)
+    _authorize(request)
+    job = service.find(request.path_params["job_id"])
+    frames = job_events(
+        job,
+        request.headers.get("last-event-id"),
+        service.store,
+        service.notifier,
+        service.clock,
+        lambda job, state, now: _encode(to_wire(job, state, now)),
+        service.config.stream,
+    )
+    return EventStream(frames, service.config.stream.send_timeout)
+
+
 async def cancel_job(request: Request) -> Response:
     service = _service(request)
     _authorize(request)
@@ -341,6 +359,7 @@ def create_app(
             Route("/v1/jobs", list_jobs, methods=["GET"]),
             Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
             Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
+            Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", lambda _: Response(spec, media_type=JSON), methods=["GET"]),
             Route("/docs", lambda _: HTMLResponse(openapi.DOCS_PAGE), methods=["GET"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from vtrans.server.events import StreamConfig
 from vtrans.server.simulation import SimulationConfig
 
 
@@ -28,6 +29,8 @@ class ServerConfig:
     max_body_bytes: int = 64 * 1024
     #: Longest hold of a long-poll (``Prefer: wait=N``), in seconds.
     max_wait: float = 60.0
+    #: Server-Sent Events: progress rate, keep-alives, lifetime.
+    stream: StreamConfig = field(default_factory=StreamConfig)
     #: Upper bound of the ``Retry-After`` hint sent with pending jobs, in seconds.
     retry_after_max: float = 60.0
 
