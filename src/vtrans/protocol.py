@@ -122,6 +122,22 @@ class JobPage(msgspec.Struct, frozen=True):
     next_cursor: str | None = None
 
 
+MAX_BATCH = 1000
+
+
+class JobsWait(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/jobs/wait``: the jobs to watch at once."""
+
+    ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class JobsWaitResult(msgspec.Struct, frozen=True):
+    """Answer of ``POST /v1/jobs/wait``: the watched jobs that are finished, and how many are not."""
+
+    items: list[Job]
+    pending: int
+
+
 class StatusBody(msgspec.Struct, frozen=True):
     """The spec's ``GET /status`` body, exactly."""
 

@@ -1,7 +1,9 @@
-"""The asyncio client: a thin driver of the flows in :mod:`vtrans.client.core`."""
+"""The asyncio client: a thin driver of the flows in :mod:`vtrans.client.core` and
+:mod:`vtrans.client.waiting`."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -9,17 +11,19 @@ from typing import Any, Literal, TypeVar
 
 import httpx2
 
-from vtrans.client import core
+from vtrans.client import core, waiting
 from vtrans.client.base import ClientBase, as_simulate
 from vtrans.client.clock import Clock
 from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.waiting import Transport, WaitOptions
 from vtrans.protocol import Job, Simulate
 
 T = TypeVar("T")
+MakeFlow = Callable[[core.Settings], core.Flow[T]]
 
 
 class AsyncClient(ClientBase):
-    """Submit translation jobs and wait for them, in asyncio; the same API as :class:`Client`.
+    """Submit translation jobs and wait for them, in asyncio: the same API as :class:`Client`.
 
     ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
     ``$VTRANS_API_KEY``. ``timeout`` bounds each request; ``poll`` and ``retry`` tune waiting and
@@ -39,7 +43,7 @@ class AsyncClient(ClientBase):
         rng: random.Random | None = None,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, poll, retry, clock, rng)
+        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
         self._http = http_client or httpx2.AsyncClient(
             base_url=self.base_url, headers=self.headers, timeout=timeout
         )
@@ -95,21 +99,41 @@ class AsyncClient(ClientBase):
         on_progress: Callable[[Job], object] | None = None,
         raise_on_error: bool = True,
         cancel_on_timeout: bool = False,
+        transport: Transport = "auto",
     ) -> Job:
         """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``.
 
         Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
         with ``cancel_on_timeout`` the job is cancelled first). ``on_progress`` is called with
-        every new state.
+        every new state. ``transport``: see :class:`WaitOptions`.
         """
-        options = core.WaitOptions(timeout, raise_on_error, cancel_on_timeout)
-        return await self._run(lambda s: core.wait(s, job_id, options), on_progress)
+        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
+        return await self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
 
-    async def watch(self, job_id: str | None = None, *, timeout: float | None = None) -> AsyncIterator[Job]:
+    async def watch(
+        self, job_id: str | None = None, *, timeout: float | None = None, transport: Transport = "auto"
+    ) -> AsyncIterator[Job]:
         """Every new state of the job, the terminal one last (failures are yielded, not raised)."""
-        options = core.WaitOptions(timeout, raise_on_error=False)
-        async for job in self._iterate(lambda s: core.wait(s, job_id, options), []):
+        options = WaitOptions(timeout, raise_on_error=False, transport=transport)
+        async for job in self._iterate(lambda s: waiting.wait(s, job_id, options), []):
+            yield job
+
+    def events(self, job_id: str, *, timeout: float | None = None) -> AsyncIterator[Job]:
+        """The job's Server-Sent Events: its progress, then its terminal state."""
+        return self.watch(job_id, timeout=timeout, transport="sse")
+
+    async def wait_many(
+        self, job_ids: list[str], *, timeout: float | None = None, raise_on_error: bool = False
+    ) -> list[Job]:
+        """Wait for all the jobs, through one request at a time; return them in the order given."""
+        options = WaitOptions(timeout, raise_on_error)
+        return await self._run(lambda s: waiting.wait_many(s, job_ids, options))
+
+    async def as_completed(self, job_ids: list[str], *, timeout: float | None = None) -> AsyncIterator[Job]:
+        """Each job as soon as it finishes (failed ones included)."""
+        options = WaitOptions(timeout, raise_on_error=False)
+        async for job in self._iterate(lambda s: waiting.wait_many(s, job_ids, options), []):
             yield job
 
     async def translate(
@@ -122,30 +146,36 @@ class AsyncClient(ClientBase):
 
     # --- the driver ---------------------------------------------------------------------------
 
-    async def _iterate(
-        self, make: Callable[[core.Settings], core.Flow[T]], result: list[T]
-    ) -> AsyncIterator[Job]:
+    async def _iterate(self, make: MakeFlow[T], result: list[T]) -> AsyncIterator[Job]:
         """Run a flow: execute its actions, yield what it emits, put its return value in ``result``."""
         settings = self._settings()
         flow, clock = make(settings), settings.clock
-        reply: Any = None
-        while True:
-            try:
-                action = flow.send(reply)
-            except StopIteration as stop:
-                result.append(stop.value)
-                return
-            reply = None
-            if isinstance(action, core.Send):
-                reply = await self._send(action)
-            elif isinstance(action, core.Sleep):
-                await clock.asleep(action.seconds)
-            else:
-                yield action.job
+        events: AsyncIterator[httpx2.ServerSentEvent] = _no_events()
+        async with contextlib.AsyncExitStack() as streams:
+            reply: Any = None
+            while True:
+                try:
+                    action = flow.send(reply)
+                except StopIteration as stop:
+                    result.append(stop.value)
+                    return
+                reply = None
+                if isinstance(action, core.Send):
+                    reply = await self._send(action)
+                elif isinstance(action, core.Sleep):
+                    await clock.asleep(action.seconds)
+                elif isinstance(action, core.Emit):
+                    yield action.job
+                elif isinstance(action, core.OpenStream):
+                    await streams.aclose()
+                    reply, events = await self._open(action.send, streams)
+                else:
+                    try:
+                        reply = await anext(events, None)
+                    except httpx2.TransportError as exc:
+                        reply = exc
 
-    async def _run(
-        self, make: Callable[[core.Settings], core.Flow[T]], on_emit: Callable[[Job], object] | None = None
-    ) -> T:
+    async def _run(self, make: MakeFlow[T], on_emit: Callable[[Job], object] | None = None) -> T:
         result: list[T] = []
         async for job in self._iterate(make, result):
             if on_emit is not None:
@@ -160,10 +190,24 @@ class AsyncClient(ClientBase):
                 params=send.params,
                 headers=send.headers,
                 content=send.content,
-                timeout=send.timeout if send.timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+                timeout=httpx2.USE_CLIENT_DEFAULT if send.timeout is None else send.timeout,
             )
         except httpx2.TransportError as exc:
             return exc
+
+    async def _open(
+        self, send: core.Send, streams: contextlib.AsyncExitStack
+    ) -> tuple[httpx2.Response | httpx2.TransportError, AsyncIterator[httpx2.ServerSentEvent]]:
+        try:
+            response = await streams.enter_async_context(
+                self._http.stream(send.method, send.path, headers=send.headers, timeout=send.timeout)
+            )
+            if response.status_code != 200:
+                await response.aread()
+                return response, _no_events()
+            return response, aiter(httpx2.EventSource(response))
+        except httpx2.TransportError as exc:
+            return exc, _no_events()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -175,3 +219,8 @@ class AsyncClient(ClientBase):
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+async def _no_events() -> AsyncIterator[httpx2.ServerSentEvent]:
+    return
+    yield

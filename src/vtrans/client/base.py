@@ -25,6 +25,7 @@ class ClientBase:
         retry: RetryPolicy | None,
         clock: Clock | None,
         rng: random.Random | None,
+        timeout: float,
     ) -> None:
         self.base_url = base_url or os.environ.get("VTRANS_URL") or DEFAULT_URL
         api_key = api_key if api_key is not None else os.environ.get("VTRANS_API_KEY")
@@ -35,10 +36,11 @@ class ClientBase:
         self.retry = retry or RetryPolicy()
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
+        self.timeout = timeout
 
     def _settings(self) -> Settings:
         clock = VirtualClock() if testing.is_testing() else self.clock
-        return Settings(self.poll, self.retry, clock, self.rng)
+        return Settings(self.poll, self.retry, clock, self.rng, self.timeout)
 
 
 def as_simulate(simulate: Simulate | dict[str, object] | None) -> Simulate | None:

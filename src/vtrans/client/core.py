@@ -22,16 +22,13 @@ from vtrans.client.errors import (
     APIError,
     Conflict,
     InvalidRequest,
-    JobFailed,
     NotFound,
     ProtocolError,
     ServiceUnavailable,
     TransportError,
     Unauthorized,
-    VtransError,
-    WaitTimeout,
 )
-from vtrans.client.policy import Poller, PollPolicy, RetryPolicy
+from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.protocol import (
     PROBLEM_JSON,
     Job,
@@ -39,7 +36,6 @@ from vtrans.protocol import (
     JobPage,
     Problem,
     Simulate,
-    parse_prefer_wait,
     parse_retry_after,
 )
 
@@ -83,7 +79,22 @@ class Emit:
     job: Job
 
 
-Action = Send | Sleep | Emit
+@dataclass(frozen=True)
+class OpenStream:
+    """Open a Server-Sent Events stream, closing the one open before; the flow receives the
+    response (its body read unless it is a 200 stream) or the transport exception. The driver
+    closes the stream when the flow ends."""
+
+    send: Send
+
+
+@dataclass(frozen=True)
+class NextEvent:
+    """Read the open stream's next event: an ``httpx2.ServerSentEvent``, ``None`` at its end, or
+    the transport exception."""
+
+
+Action = Send | Sleep | Emit | OpenStream | NextEvent
 Flow = Generator[Action, Any, T]
 
 
@@ -95,6 +106,8 @@ class Settings:
     retry: RetryPolicy
     clock: Clock
     rng: random.Random
+    #: The default per-request timeout, in seconds.
+    timeout: float = 10.0
 
 
 @dataclass
@@ -106,6 +119,17 @@ class Counter:
 
 
 # --- one request, with retries ----------------------------------------------------------------
+
+
+def check(reply: httpx2.Response | httpx2.TransportError, send: Send) -> httpx2.Response:
+    """The response if it is a success; the typed error it stands for otherwise."""
+    if isinstance(reply, httpx2.TransportError):
+        raise TransportError(f"{send.method} {send.path}: {_describe(reply)}") from reply
+    log.debug("%s %s -> %d", send.method, send.path, reply.status_code)
+    return _check(reply)
+
+
+TRANSIENT = (TransportError, ProtocolError, ServiceUnavailable)
 
 
 def call(
@@ -124,29 +148,40 @@ def call(
     failures = 0
     while True:
         if deadline is not None:
-            remaining = deadline - settings.clock.now()
-            timeout = max(0.25, remaining) if send.timeout is None else min(send.timeout, remaining)
-            send = Send(send.method, send.path, send.params, send.headers, send.content, timeout)
+            send = with_deadline(send, settings, deadline)
         counter.requests += 1
         reply = yield send
-        retry_after: float | None = None
         try:
-            if isinstance(reply, httpx2.TransportError):
-                raise TransportError(f"{send.method} {send.path}: {_describe(reply)}") from reply
-            log.debug("%s %s -> %d", send.method, send.path, reply.status_code)
-            retry_after = parse_retry_after(reply.headers.get("retry-after"))
-            return parse(_check(reply))
-        except (TransportError, ProtocolError, ServiceUnavailable) as exc:
+            return parse(check(reply, send))
+        except TRANSIENT as exc:
             failures += 1
-            delay = settings.retry.delay(failures, retry_after, settings.rng)
-            now = settings.clock.now()
-            if failures >= settings.retry.attempts or (deadline is not None and now >= deadline):
-                raise
-            if deadline is not None:
-                delay = min(delay, deadline - now)
-            log.debug("retry %d/%d in %.2fs: %s", failures, settings.retry.attempts - 1, delay, exc)
+            yield from backoff(settings, failures, exc, reply, deadline)
             counter.retries += 1
-            yield Sleep(delay)
+
+
+def with_deadline(send: Send, settings: Settings, deadline: float) -> Send:
+    """The request with its timeout cut to what is left before ``deadline`` (but not below 0.25 s)."""
+    timeout = send.timeout if send.timeout is not None else settings.timeout
+    timeout = max(0.25, min(timeout, deadline - settings.clock.now()))
+    return Send(send.method, send.path, send.params, send.headers, send.content, timeout)
+
+
+def backoff(
+    settings: Settings, failures: int, exc: Exception, reply: object, deadline: float | None
+) -> Flow[None]:
+    """Sleep before retrying after the ``failures``-th transient failure in a row; re-raise ``exc``
+    once the retry budget or the deadline is spent."""
+    now = settings.clock.now()
+    if failures >= settings.retry.attempts or (deadline is not None and now >= deadline):
+        raise exc
+    retry_after = None
+    if isinstance(reply, httpx2.Response):
+        retry_after = parse_retry_after(reply.headers.get("retry-after"))
+    delay = settings.retry.delay(failures, retry_after, settings.rng)
+    if deadline is not None:
+        delay = min(delay, deadline - now)
+    log.debug("retry %d/%d in %.2fs: %s", failures, settings.retry.attempts - 1, delay, exc)
+    yield Sleep(delay)
 
 
 def _describe(exc: httpx2.TransportError) -> str:
@@ -219,7 +254,7 @@ def create(
     # The key makes the POST safe to retry: a repeat returns the job the first one created.
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key or uuid.uuid4().hex}
     job = yield from call(Send("POST", "/v1/jobs", headers=headers, content=body), decode(Job), settings)
-    log.info("created job %s (%s, %.0fs of video)", job.id, language, video_seconds)
+    log.debug("created job %s (%s, %.0fs of video)", job.id, language, video_seconds)
     return job
 
 
@@ -235,7 +270,7 @@ def status(settings: Settings, job_id: str | None = None) -> Flow[Job]:
 
 def cancel(settings: Settings, job_id: str) -> Flow[Job]:
     job = yield from call(Send("DELETE", job_path(job_id)), decode(Job), settings)
-    log.info("cancelled job %s", job_id)
+    log.debug("cancelled job %s", job_id)
     return job
 
 
@@ -251,101 +286,3 @@ def list_jobs(settings: Settings, result: str | None, page_size: int) -> Flow[No
         if not page.next_cursor:
             return
         params["cursor"] = page.next_cursor
-
-
-# --- waiting ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WaitOptions:
-    """How one :meth:`wait` behaves (see its docstring)."""
-
-    timeout: float | None = None
-    raise_on_error: bool = True
-    cancel_on_timeout: bool = False
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One answer while waiting: the job, the server's hint, whether it honoured a long-poll."""
-
-    job: Job
-    hint: float | None
-    held: bool
-
-    @classmethod
-    def parse(cls, reply: httpx2.Response) -> Observation:
-        job = decode(Job)(reply)
-        hint = job.estimated_seconds_remaining
-        if hint is None:
-            hint = parse_retry_after(reply.headers.get("retry-after"))
-        held = parse_prefer_wait(reply.headers.get("preference-applied")) is not None
-        return cls(job, hint, held)
-
-
-def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[Job]:
-    """Poll until the job is terminal; emit each change; keep the deadline.
-
-    Every poll asks the server to hold the answer (``Prefer: wait``); a server that honours it
-    is asked again at once, one that ignores it is polled by the :class:`Poller`.
-    """
-    clock, policy = settings.clock, settings.poll
-    start = clock.now()
-    deadline = None if options.timeout is None else start + options.timeout
-    path = job_path(job_id) if job_id else "/status"
-    poller = Poller(policy, start, settings.rng)
-    counter = Counter()
-    last: Job | None = None
-    name = job_id or "/status"
-    while True:
-        sent = clock.now()
-        hold = policy.long_poll if deadline is None else min(policy.long_poll, deadline - sent - 0.5)
-        send = Send("GET", path)
-        if hold >= 1:
-            hold = float(int(hold))
-            send = Send("GET", path, headers={"Prefer": f"wait={hold:.0f}"}, timeout=hold + 10)
-        try:
-            seen = yield from call(send, Observation.parse, settings, counter, deadline)
-        except (TransportError, ProtocolError, ServiceUnavailable) as exc:
-            if deadline is not None and clock.now() >= deadline:
-                raise _timeout(last, clock.now() - start, counter) from exc
-            raise
-        job, now = seen.job, clock.now()
-        if job != last:
-            yield Emit(job)
-        last = job
-        if job.done:
-            log.info(
-                "%s %s after %.1fs: %d requests (%d retries)",
-                name,
-                job.result,
-                now - start,
-                counter.requests,
-                counter.retries,
-            )
-            if job.result == "error" and options.raise_on_error:
-                raise JobFailed(job)
-            return job
-        if deadline is not None and now >= deadline:
-            if options.cancel_on_timeout and job_id:
-                try:
-                    last = yield from cancel(settings, job_id)
-                except VtransError as exc:
-                    log.warning("could not cancel %s after the timeout: %s", job_id, exc)
-            raise _timeout(last, now - start, counter)
-        if seen.held and now - sent >= hold / 2:
-            log.debug("%s pending after a %.0fs hold: asking again", name, now - sent)
-            continue
-        delay = poller.next_delay(now, seen.hint)
-        if deadline is not None:
-            delay = min(delay, deadline - now)
-        log.debug(
-            "%s pending (progress %s, hint %s): next poll in %.2fs", name, job.progress, seen.hint, delay
-        )
-        yield Sleep(delay)
-
-
-def _timeout(job: Job | None, waited: float, counter: Counter) -> WaitTimeout:
-    error = WaitTimeout(job, waited, counter.requests)
-    log.info("%s", error)
-    return error

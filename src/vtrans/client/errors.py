@@ -58,14 +58,24 @@ class JobFailed(VtransError):
 
 
 class WaitTimeout(VtransError, TimeoutError):
-    """The deadline passed before the job finished; ``job`` is the last state seen (if any)."""
+    """The deadline passed before the job finished.
 
-    def __init__(self, job: Job | None, waited: float, requests: int) -> None:
-        self.job, self.waited, self.requests = job, waited, requests
-        seen = "nothing seen" if job is None else f"last seen: {job.result}"
-        if job is not None and job.progress is not None:
-            seen += f" at {job.progress:.0%}"
-        if job is not None and job.error is not None:
-            seen += f", {job.error.code}"
-        name = f"job {job.id}" if job and job.id else "the job"
+    ``job`` is the last state seen (if any); ``job_ids`` lists the unfinished jobs of a
+    :meth:`wait_many`.
+    """
+
+    def __init__(
+        self, job: Job | None, waited: float, requests: int, job_ids: list[str] | None = None
+    ) -> None:
+        self.job, self.waited, self.requests, self.job_ids = job, waited, requests, job_ids or []
+        if job_ids:
+            name, seen = f"{len(job_ids)} jobs", "unfinished: " + ", ".join(job_ids[:3])
+            seen += " …" if len(job_ids) > 3 else ""
+        else:
+            name = f"job {job.id}" if job and job.id else "the job"
+            seen = "nothing seen" if job is None else f"last seen: {job.result}"
+            if job is not None and job.progress is not None:
+                seen += f" at {job.progress:.0%}"
+            if job is not None and job.error is not None:
+                seen += f", {job.error.code}"
         super().__init__(f"{name} did not finish within {waited:.1f}s ({requests} requests; {seen})")

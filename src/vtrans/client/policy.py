@@ -78,22 +78,54 @@ class RetryPolicy:
 
 
 class Poller:
-    """The state of one wait: feed it each pending observation, get the sleep before the next."""
+    """The pacing of one wait: how long to ask the server to hold each poll, and how long to
+    sleep after a pending answer. Feed it what was observed; it never sleeps past ``deadline``."""
 
-    def __init__(self, policy: PollPolicy, start: float, rng: random.Random) -> None:
-        self.policy, self.start = policy, start
+    def __init__(
+        self,
+        policy: PollPolicy,
+        start: float,
+        rng: random.Random,
+        deadline: float | None = None,
+        long_poll: bool = True,
+    ) -> None:
+        self.policy, self.start, self.deadline = policy, start, deadline
         self.phase = rng.random() if policy.random_phase else 0.0
+        self.long_poll = long_poll and policy.long_poll >= 1
         self.hinted_polls = 0
+        self.asked = 0
 
-    def next_delay(self, now: float, hint: float | None) -> float:
-        """Seconds to sleep after a pending answer seen at ``now`` that carried ``hint``."""
+    def hold(self, now: float) -> int:
+        """Whole seconds to ask the server to hold the next poll (``Prefer: wait``); 0: don't ask.
+
+        The hold ends half a second before the deadline, so the answer arrives in time.
+        """
+        hold = self.policy.long_poll if self.long_poll else 0.0
+        if self.deadline is not None:
+            hold = min(hold, self.deadline - now - 0.5)
+        self.asked = int(hold) if hold >= 1 else 0
+        return self.asked
+
+    def next_delay(self, now: float, hint: float | None, held: float | None = None) -> float:
+        """Seconds to sleep after a pending answer seen at ``now`` that carried ``hint``.
+
+        ``held`` is how long the server held the request if it honoured the long-poll: a full
+        hold means "still pending", so the next poll goes out at once.
+        """
+        if held is not None and self.asked and held >= self.asked / 2:
+            return 0.0
+        delay = self._delay(now, hint)
+        if self.deadline is not None:
+            delay = min(delay, max(0.0, self.deadline - now))
+        return delay
+
+    def _delay(self, now: float, hint: float | None) -> float:
         p = self.policy
         if hint is not None and p.use_hints and math.isfinite(hint):
-            # Trust the first hint fully; if the job outlives hints, ramp up from `first` again.
+            # Trust the first hint fully; if the job outlives hints, ramp up from `hint_floor` again.
             floor = 0.0 if self.hinted_polls == 0 else p.hint_floor * p.factor ** (self.hinted_polls - 1)
-            floor = min(p.max_interval, floor)
             self.hinted_polls += 1
-            return max(p.min_interval, floor, min(hint, p.max_hint))
+            return max(p.min_interval, min(p.max_interval, floor), min(hint, p.max_hint))
         elapsed = max(0.0, now - self.start)
         # The next point of the schedule first * factor**(i + phase) after `elapsed`.
         i = math.floor(math.log(max(elapsed, 1e-9) / p.first, p.factor) - self.phase) + 1

@@ -1,7 +1,9 @@
-"""The synchronous client: a thin driver of the flows in :mod:`vtrans.client.core`."""
+"""The synchronous client: a thin driver of the flows in :mod:`vtrans.client.core` and
+:mod:`vtrans.client.waiting`."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -9,13 +11,15 @@ from typing import Any, Literal, TypeVar
 
 import httpx2
 
-from vtrans.client import core
+from vtrans.client import core, waiting
 from vtrans.client.base import ClientBase, as_simulate
 from vtrans.client.clock import Clock
 from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.waiting import Transport, WaitOptions
 from vtrans.protocol import Job, Simulate
 
 T = TypeVar("T")
+MakeFlow = Callable[[core.Settings], core.Flow[T]]
 
 
 class Client(ClientBase):
@@ -39,7 +43,7 @@ class Client(ClientBase):
         rng: random.Random | None = None,
         http_client: httpx2.Client | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, poll, retry, clock, rng)
+        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
         self._http = http_client or httpx2.Client(
             base_url=self.base_url, headers=self.headers, timeout=timeout
         )
@@ -94,21 +98,40 @@ class Client(ClientBase):
         on_progress: Callable[[Job], object] | None = None,
         raise_on_error: bool = True,
         cancel_on_timeout: bool = False,
+        transport: Transport = "auto",
     ) -> Job:
         """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``.
 
         Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
         with ``cancel_on_timeout`` the job is cancelled first). ``on_progress`` is called with
-        every new state.
+        every new state. ``transport``: see :class:`WaitOptions`.
         """
-        options = core.WaitOptions(timeout, raise_on_error, cancel_on_timeout)
-        return self._run(lambda s: core.wait(s, job_id, options), on_progress)
+        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
+        return self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
 
-    def watch(self, job_id: str | None = None, *, timeout: float | None = None) -> Iterator[Job]:
+    def watch(
+        self, job_id: str | None = None, *, timeout: float | None = None, transport: Transport = "auto"
+    ) -> Iterator[Job]:
         """Every new state of the job, the terminal one last (failures are yielded, not raised)."""
-        options = core.WaitOptions(timeout, raise_on_error=False)
-        yield from self._iterate(lambda s: core.wait(s, job_id, options), [])
+        options = WaitOptions(timeout, raise_on_error=False, transport=transport)
+        yield from self._iterate(lambda s: waiting.wait(s, job_id, options), [])
+
+    def events(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
+        """The job's Server-Sent Events: its progress, then its terminal state."""
+        return self.watch(job_id, timeout=timeout, transport="sse")
+
+    def wait_many(
+        self, job_ids: list[str], *, timeout: float | None = None, raise_on_error: bool = False
+    ) -> list[Job]:
+        """Wait for all the jobs, through one request at a time; return them in the order given."""
+        options = WaitOptions(timeout, raise_on_error)
+        return self._run(lambda s: waiting.wait_many(s, job_ids, options))
+
+    def as_completed(self, job_ids: list[str], *, timeout: float | None = None) -> Iterator[Job]:
+        """Each job as soon as it finishes (failed ones included)."""
+        options = WaitOptions(timeout, raise_on_error=False)
+        yield from self._iterate(lambda s: waiting.wait_many(s, job_ids, options), [])
 
     def translate(
         self, language: str, video_seconds: float, *, timeout: float | None = None, **create: Any
@@ -120,28 +143,36 @@ class Client(ClientBase):
 
     # --- the driver ---------------------------------------------------------------------------
 
-    def _iterate(self, make: Callable[[core.Settings], core.Flow[T]], result: list[T]) -> Iterator[Job]:
+    def _iterate(self, make: MakeFlow[T], result: list[T]) -> Iterator[Job]:
         """Run a flow: execute its actions, yield what it emits, put its return value in ``result``."""
         settings = self._settings()
         flow, clock = make(settings), settings.clock
-        reply: Any = None
-        while True:
-            try:
-                action = flow.send(reply)
-            except StopIteration as stop:
-                result.append(stop.value)
-                return
-            reply = None
-            if isinstance(action, core.Send):
-                reply = self._send(action)
-            elif isinstance(action, core.Sleep):
-                clock.sleep(action.seconds)
-            else:
-                yield action.job
+        events: Iterator[httpx2.ServerSentEvent] = iter(())
+        with contextlib.ExitStack() as streams:
+            reply: Any = None
+            while True:
+                try:
+                    action = flow.send(reply)
+                except StopIteration as stop:
+                    result.append(stop.value)
+                    return
+                reply = None
+                if isinstance(action, core.Send):
+                    reply = self._send(action)
+                elif isinstance(action, core.Sleep):
+                    clock.sleep(action.seconds)
+                elif isinstance(action, core.Emit):
+                    yield action.job
+                elif isinstance(action, core.OpenStream):
+                    streams.close()
+                    reply, events = self._open(action.send, streams)
+                else:
+                    try:
+                        reply = next(events, None)
+                    except httpx2.TransportError as exc:
+                        reply = exc
 
-    def _run(
-        self, make: Callable[[core.Settings], core.Flow[T]], on_emit: Callable[[Job], object] | None = None
-    ) -> T:
+    def _run(self, make: MakeFlow[T], on_emit: Callable[[Job], object] | None = None) -> T:
         result: list[T] = []
         for job in self._iterate(make, result):
             if on_emit is not None:
@@ -156,10 +187,24 @@ class Client(ClientBase):
                 params=send.params,
                 headers=send.headers,
                 content=send.content,
-                timeout=send.timeout if send.timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+                timeout=httpx2.USE_CLIENT_DEFAULT if send.timeout is None else send.timeout,
             )
         except httpx2.TransportError as exc:
             return exc
+
+    def _open(
+        self, send: core.Send, streams: contextlib.ExitStack
+    ) -> tuple[httpx2.Response | httpx2.TransportError, Iterator[httpx2.ServerSentEvent]]:
+        try:
+            response = streams.enter_context(
+                self._http.stream(send.method, send.path, headers=send.headers, timeout=send.timeout)
+            )
+            if response.status_code != 200:
+                response.read()
+                return response, iter(())
+            return response, iter(httpx2.EventSource(response))
+        except httpx2.TransportError as exc:
+            return exc, iter(())
 
     def close(self) -> None:
         self._http.close()

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -27,6 +28,8 @@ from vtrans.protocol import (
     Job,
     JobCreate,
     JobPage,
+    JobsWait,
+    JobsWaitResult,
     StatusBody,
     format_retry_after,
     parse_prefer_wait,
@@ -41,6 +44,7 @@ from vtrans.server.store import Store, StoredJob
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 JSON = "application/json"
 STATUS_JOB_KEY = "status_job_id"
 _encode = msgspec.json.encode
@@ -99,29 +103,36 @@ class Service:
         )
 
     def find(self, job_id: str) -> StoredJob:
+        self.check_id(job_id)
+        job = self.store.get(job_id)
+        if job is None:
+            raise ProblemError(404, "job-not-found", f"There is no job with id {job_id!r}.")
+        return job
+
+    @staticmethod
+    def check_id(job_id: str) -> None:
         if not JOB_ID_RE.match(job_id):
             raise ProblemError(
                 400,
                 "malformed-job-id",
                 f"{job_id[:80]!r} is not a job id: ids look like 'job_' and 32 hex digits.",
             )
-        job = self.store.get(job_id)
-        if job is None:
-            raise ProblemError(404, "job-not-found", f"There is no job with id {job_id!r}.")
-        return job
 
-    async def hold(self, job: StoredJob, request: Request) -> tuple[StoredJob, dict[str, str]]:
-        """Honour ``Prefer: wait=N`` (RFC 7240): answer when the job leaves ``pending`` or after
-        N seconds (capped by ``max_wait``), whichever comes first."""
+    async def hold(self, jobs: list[StoredJob], request: Request) -> tuple[list[StoredJob], dict[str, str]]:
+        """Honour ``Prefer: wait=N`` (RFC 7240): answer when one of the jobs leaves ``pending`` or
+        after N seconds (capped by ``max_wait``), whichever comes first."""
         wait = parse_prefer_wait(request.headers.get("prefer"))
         if wait is None:
-            return job, {}
+            return jobs, {}
         applied = min(wait, self.config.max_wait)
         deadline = self.clock() + applied
-        while (now := self.clock()) < min(deadline, job.timeline.ends_at):
-            await self.notifier.sleep(job.id, min(deadline, job.timeline.ends_at) - now)
-            job = self.store.get(job.id) or job
-        return job, {"Preference-Applied": f"wait={applied:g}", "Vary": "Prefer"}
+        by_id = {job.id: job for job in jobs}
+        while (now := self.clock()) < (until := min(deadline, *(j.timeline.ends_at for j in jobs))):
+            woken = await self.notifier.sleep(by_id.keys(), until - now)
+            if woken is not None:
+                by_id[woken] = self.store.get(woken) or by_id[woken]
+                jobs = list(by_id.values())
+        return jobs, {"Preference-Applied": f"wait={applied:g}", "Vary": "Prefer"}
 
     def respond(self, job: StoredJob, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         """The job's state now, with a ``Retry-After`` hint while it is pending."""
@@ -176,7 +187,7 @@ async def get_status(request: Request) -> Response:
     """The spec's endpoint: ``{"result": ...}`` of the service's own job, or of ``?job_id=``."""
     service = _service(request)
     job = service.find(request.query_params.get("job_id") or service.status_job_id)
-    job, headers = await service.hold(job, request)
+    [job], headers = await service.hold([job], request)
     state = state_at(job.timeline, service.clock())
     headers.update(service.hint_headers(state))
     return Response(_encode(StatusBody(result=state.result)), 200, headers, media_type=JSON)
@@ -199,8 +210,30 @@ async def create_job(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     service = _service(request)
     _authorize(request)
-    job, headers = await service.hold(service.find(request.path_params["job_id"]), request)
+    [job], headers = await service.hold([service.find(request.path_params["job_id"])], request)
     return service.respond(job, headers=headers)
+
+
+async def wait_jobs(request: Request) -> Response:
+    """Many jobs at once: the finished ones among ``ids``; with ``Prefer: wait``, held until one is."""
+    service = _service(request)
+    _authorize(request)
+    spec = _decode(await _read_body(request, service.config.max_body_bytes), JobsWait, request)
+    ids = list(dict.fromkeys(spec.ids))
+    for job_id in ids:
+        service.check_id(job_id)
+    found = service.store.get_many(ids)
+    if len(found) < len(ids):
+        missing = [job_id for job_id in ids if job_id not in found]
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ProblemError(404, "job-not-found", f"There is no job with id {shown}.")
+    jobs, headers = await service.hold(list(found.values()), request)
+    now = service.clock()
+    states = [(job, state_at(job.timeline, now)) for job in jobs]
+    done = [to_wire(job, state, now) for job, state in states if state.result != "pending"]
+    body = JobsWaitResult(items=done, pending=len(states) - len(done))
+    headers["Cache-Control"] = "no-store"
+    return Response(_encode(body), 200, headers, media_type=JSON)
 
 
 async def get_job_events(request: Request) -> Response:
@@ -288,17 +321,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _parse_create(body: bytes, request: Request) -> JobCreate:
+def _decode(body: bytes, kind: type[T], request: Request) -> T:
+    """The JSON body as ``kind``, or the problem that says what is wrong with it."""
     if not body.strip():
-        raise ProblemError(400, "empty-body", "The request body is empty: send a JSON job object.")
+        raise ProblemError(400, "empty-body", "The request body is empty: send a JSON object.")
     try:
-        spec = msgspec.json.decode(body, type=JobCreate)
+        return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
-        raise ProblemError(422, "invalid-job", f"Invalid job: {exc}.") from None
+        raise ProblemError(422, "invalid-body", f"Invalid request: {exc}.") from None
     except msgspec.DecodeError as exc:
         sent_as = request.headers.get("content-type", "no Content-Type")
         detail = f"The body is not valid JSON ({exc}; sent as {sent_as})."
         raise ProblemError(400, "malformed-json", detail) from None
+
+
+def _parse_create(body: bytes, request: Request) -> JobCreate:
+    spec = _decode(body, JobCreate, request)
     if spec.language not in LANGUAGES:
         raise ProblemError(
             422,
@@ -357,6 +395,7 @@ def create_app(
             Route("/status", get_status, methods=["GET"]),
             Route("/v1/jobs", create_job, methods=["POST"]),
             Route("/v1/jobs", list_jobs, methods=["GET"]),
+            Route("/v1/jobs/wait", wait_jobs, methods=["POST"]),
             Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
             Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
             Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),

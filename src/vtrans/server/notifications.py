@@ -9,40 +9,45 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Collection
 
 
 class Notifier:
     """Per-job wake-ups inside one service process."""
 
     def __init__(self) -> None:
-        self._waiters: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._waiters: defaultdict[str, set[asyncio.Future[str | None]]] = defaultdict(set)
 
     @property
     def waiting(self) -> int:
         """How many requests are waiting right now."""
         return sum(len(futures) for futures in self._waiters.values())
 
-    async def sleep(self, job_id: str, seconds: float) -> None:
-        """Return after ``seconds``, or at once when ``notify(job_id)`` is called."""
+    async def sleep(self, job_ids: str | Collection[str], seconds: float) -> str | None:
+        """Return after ``seconds`` (``None``), or at once with the id passed to :meth:`notify`."""
+        ids = (job_ids,) if isinstance(job_ids, str) else job_ids
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        waiters = self._waiters[job_id]
-        waiters.add(future)
-        timer = loop.call_later(max(0.0, seconds), _resolve, future)
+        future: asyncio.Future[str | None] = loop.create_future()
+        for job_id in ids:
+            self._waiters[job_id].add(future)
+        timer = loop.call_later(max(0.0, seconds), _resolve, future, None)
         try:
-            await future
+            return await future
         finally:
             timer.cancel()
-            waiters.discard(future)
-            if not waiters:
-                self._waiters.pop(job_id, None)
+            for job_id in ids:
+                waiters = self._waiters.get(job_id)
+                if waiters is not None:
+                    waiters.discard(future)
+                    if not waiters:
+                        del self._waiters[job_id]
 
     def notify(self, job_id: str) -> None:
         """Wake everyone waiting on ``job_id`` (its state changed other than by its timeline)."""
         for future in self._waiters.pop(job_id, ()):
-            _resolve(future)
+            _resolve(future, job_id)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
+def _resolve(future: asyncio.Future[str | None], job_id: str | None) -> None:
     if not future.done():
-        future.set_result(None)
+        future.set_result(job_id)

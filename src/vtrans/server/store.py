@@ -144,6 +144,19 @@ class Store:
             row = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else _job(row)
 
+    def get_many(self, job_ids: list[str]) -> dict[str, StoredJob]:
+        """The jobs among ``job_ids`` that exist, by id."""
+        found: dict[str, StoredJob] = {}
+        for i in range(0, len(job_ids), 500):
+            chunk = job_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})", chunk
+                ).fetchall()
+            found.update((row[0], _job(row)) for row in rows)
+        return found
+
     def cancel(self, job_id: str, now: float) -> StoredJob | None:
         """End a pending job now as ``error``/``cancelled``; a finished job is left as it is."""
         with self._lock:

@@ -1,0 +1,288 @@
+"""Waiting for jobs, as sans-I/O flows: polling, long-poll, Server-Sent Events, many at once.
+
+Pacing decisions are the :class:`~vtrans.client.policy.Poller`'s; these flows only turn them into
+requests and keep the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx2
+import msgspec
+
+from vtrans.client.core import (
+    TRANSIENT,
+    Counter,
+    Emit,
+    Flow,
+    NextEvent,
+    OpenStream,
+    Send,
+    Settings,
+    Sleep,
+    backoff,
+    call,
+    cancel,
+    check,
+    decode,
+    job_path,
+    with_deadline,
+)
+from vtrans.client.errors import JobFailed, ProtocolError, TransportError, VtransError, WaitTimeout
+from vtrans.client.policy import Poller
+from vtrans.protocol import Job, JobsWait, JobsWaitResult, parse_prefer_wait, parse_retry_after
+
+log = logging.getLogger("vtrans.client")
+
+Transport = Literal["auto", "poll", "long-poll", "sse"]
+TRANSPORTS: tuple[Transport, ...] = ("auto", "poll", "long-poll", "sse")
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    """How one wait behaves (see :meth:`vtrans.Client.wait`)."""
+
+    timeout: float | None = None
+    raise_on_error: bool = True
+    cancel_on_timeout: bool = False
+    #: ``auto`` and ``long-poll`` ask the server to hold polls and fall back to plain polling
+    #: when it does not; ``poll`` never asks; ``sse`` follows the job's event stream.
+    transport: Transport = "auto"
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}; not {self.transport!r}")
+        if self.timeout is not None and not self.timeout >= 0:
+            raise ValueError("timeout must be a number of seconds >= 0, or None")
+
+
+@dataclass
+class Tracker:
+    """The bookkeeping of one wait: its clock, deadline, requests and the last state seen."""
+
+    settings: Settings
+    options: WaitOptions
+    name: str
+    start: float = 0.0
+    deadline: float | None = None
+    counter: Counter = field(default_factory=Counter)
+    last: Job | None = None
+
+    def __post_init__(self) -> None:
+        self.start = self.settings.clock.now()
+        if self.options.timeout is not None:
+            self.deadline = self.start + self.options.timeout
+
+    def poller(self) -> Poller:
+        long_poll = self.options.transport != "poll"
+        return Poller(self.settings.poll, self.start, self.settings.rng, self.deadline, long_poll)
+
+    def expired(self) -> bool:
+        return self.deadline is not None and self.settings.clock.now() >= self.deadline
+
+    def seen(self, job: Job) -> Flow[None]:
+        """Emit the job if it changed."""
+        if job != self.last:
+            self.last = job
+            yield Emit(job)
+
+    def finish(self, job: Job) -> Job:
+        waited = self.settings.clock.now() - self.start
+        log.info(
+            "%s %s after %.1fs: %d requests (%d retries)",
+            self.name,
+            job.result,
+            waited,
+            self.counter.requests,
+            self.counter.retries,
+        )
+        if job.result == "error" and self.options.raise_on_error:
+            raise JobFailed(job)
+        return job
+
+    def timeout(self, job_ids: list[str] | None = None) -> WaitTimeout:
+        waited = self.settings.clock.now() - self.start
+        error = WaitTimeout(self.last, waited, self.counter.requests, job_ids)
+        log.info("%s", error)
+        return error
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One answer while waiting: the job, the server's hint, whether it honoured a long-poll."""
+
+    job: Job
+    hint: float | None
+    held: bool
+
+    @classmethod
+    def parse(cls, reply: httpx2.Response) -> Observation:
+        job = decode(Job)(reply)
+        hint = job.estimated_seconds_remaining
+        if hint is None:
+            hint = parse_retry_after(reply.headers.get("retry-after"))
+        return cls(job, hint, _held(reply))
+
+
+def _held(reply: httpx2.Response) -> bool:
+    return parse_prefer_wait(reply.headers.get("preference-applied")) is not None
+
+
+def _prefer(hold: int) -> dict[str, str]:
+    return {"Prefer": f"wait={hold}"} if hold else {}
+
+
+def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[Job]:
+    """Wait until the job is terminal, emitting each change; keep the deadline.
+
+    Without ``job_id``, wait on the spec's ``GET /status``.
+    """
+    track = Tracker(settings, options, job_id or "/status")
+    try:
+        if options.transport == "sse" and job_id:
+            job = yield from _stream(track, job_id)
+        else:
+            job = yield from _poll(track, job_path(job_id) if job_id else "/status")
+    except WaitTimeout:
+        if options.cancel_on_timeout and job_id:
+            try:
+                yield from cancel(settings, job_id)
+            except VtransError as exc:
+                log.warning("could not cancel %s after the timeout: %s", job_id, exc)
+        raise
+    return track.finish(job)
+
+
+def _poll(track: Tracker, path: str) -> Flow[Job]:
+    """Poll (asking the server to hold each poll) until the job is terminal."""
+    clock, poller = track.settings.clock, track.poller()
+    while True:
+        sent = clock.now()
+        hold = poller.hold(sent)
+        send = Send("GET", path, headers=_prefer(hold), timeout=hold + 10 if hold else None)
+        try:
+            seen = yield from call(send, Observation.parse, track.settings, track.counter, track.deadline)
+        except TRANSIENT as exc:
+            if track.expired():
+                raise track.timeout() from exc
+            raise
+        yield from track.seen(seen.job)
+        if seen.job.done:
+            return seen.job
+        now = clock.now()
+        if track.expired():
+            raise track.timeout()
+        delay = poller.next_delay(now, seen.hint, now - sent if seen.held else None)
+        log.debug(
+            "%s pending (progress %s, hint %s, held %s): next poll in %.2fs",
+            track.name,
+            seen.job.progress,
+            seen.hint,
+            seen.held,
+            delay,
+        )
+        if delay > 0:
+            yield Sleep(delay)
+
+
+def _stream(track: Tracker, job_id: str) -> Flow[Job]:
+    """Follow the job's Server-Sent Events, reconnecting with ``Last-Event-ID``."""
+    settings, last_event_id, failures = track.settings, "", 0
+    while True:
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        send = Send("GET", f"{job_path(job_id)}/events", headers=headers, timeout=60.0)
+        if track.deadline is not None:
+            send = with_deadline(send, settings, track.deadline)
+        track.counter.requests += 1
+        reply = yield OpenStream(send)
+        try:
+            check(reply, send)
+            while True:
+                event = yield NextEvent()
+                if event is None:
+                    break  # the stream reached its lifetime: reconnect
+                if isinstance(event, httpx2.TransportError):
+                    raise TransportError(f"the event stream of {job_id} broke: {event!r}") from event
+                if event.event not in ("progress", "done"):
+                    continue
+                job = _event_job(event)
+                last_event_id, failures = event.id or last_event_id, 0
+                yield from track.seen(job)
+                if job.done:
+                    return job
+                if track.expired():
+                    raise track.timeout()
+        except TRANSIENT as exc:
+            if track.expired():
+                raise track.timeout() from exc
+            failures += 1
+            track.counter.retries += 1
+            yield from backoff(settings, failures, exc, reply, track.deadline)
+        if track.expired():
+            raise track.timeout()
+
+
+def _event_job(event: httpx2.ServerSentEvent) -> Job:
+    try:
+        return msgspec.json.decode(event.data, type=Job)
+    except msgspec.MsgspecError as exc:
+        raise ProtocolError(
+            f"a {event.event!r} event is not a vtrans job ({exc}): {event.data[:200]!r}"
+        ) from None
+
+
+def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> Flow[list[Job]]:
+    """Wait for every job through one request at a time (``POST /v1/jobs/wait``), emitting each as
+    it finishes; return them all, in the order given."""
+    ids = list(dict.fromkeys(job_ids))
+    for job_id in ids:
+        job_path(job_id)  # reject malformed ids before any request
+    track = Tracker(settings, options, f"{len(ids)} jobs")
+    clock, poller = settings.clock, track.poller()
+    pending, finished = dict.fromkeys(ids), dict[str, Job]()
+    while pending:
+        sent = clock.now()
+        hold = poller.hold(sent)
+        headers = {"Content-Type": "application/json", **_prefer(hold)}
+        body = msgspec.json.encode(JobsWait(ids=list(pending)))
+        send = Send(
+            "POST", "/v1/jobs/wait", headers=headers, content=body, timeout=hold + 10 if hold else None
+        )
+        try:
+            reply = yield from call(send, _parse_batch, settings, track.counter, track.deadline)
+        except TRANSIENT as exc:
+            if track.expired():
+                raise track.timeout(list(pending)) from exc
+            raise
+        result, held = reply
+        for job in result.items:
+            if job.id in pending:
+                del pending[job.id]
+                finished[job.id] = job
+                yield Emit(job)
+        if not pending:
+            break
+        now = clock.now()
+        if track.expired():
+            raise track.timeout(list(pending))
+        delay = 0.0 if result.items else poller.next_delay(now, None, now - sent if held else None)
+        if delay > 0:
+            yield Sleep(delay)
+    log.info(
+        "%s finished after %.1fs: %d requests", track.name, clock.now() - track.start, track.counter.requests
+    )
+    jobs = [finished[job_id] for job_id in ids]
+    if options.raise_on_error:
+        for job in jobs:
+            if job.result == "error":
+                raise JobFailed(job)
+    return jobs
+
+
+def _parse_batch(reply: httpx2.Response) -> tuple[JobsWaitResult, bool]:
+    return decode(JobsWaitResult)(reply), _held(reply)
