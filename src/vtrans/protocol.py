@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import math
 import re
 from datetime import datetime, timezone
@@ -196,3 +199,26 @@ def parse_prefer_wait(value: str | None) -> float | None:
         return None
     match = _PREFER_WAIT.search(value)
     return float(match.group(1)) if match else None
+
+
+# --- webhooks (Standard Webhooks) -------------------------------------------------------------
+
+
+class WebhookEvent(msgspec.Struct, frozen=True):
+    """The body of a webhook: ``type`` is ``job.completed`` or ``job.failed``; ``data`` the job."""
+
+    type: str
+    timestamp: datetime
+    data: Job
+
+
+def _secret_bytes(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+
+
+def sign_webhook(secret: str, msg_id: str, timestamp: int, payload: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` and the base64 HMAC-SHA256 of
+    ``id.timestamp.payload`` keyed with the base64-decoded ``whsec_`` secret."""
+    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, payload)
+    digest = hmac.new(_secret_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()

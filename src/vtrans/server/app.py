@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ from vtrans.server.notifications import Notifier
 from vtrans.server.problems import ProblemError, on_http_exception, on_problem, on_unexpected
 from vtrans.server.simulation import State, draw_fixed_delay, draw_timeline, state_at
 from vtrans.server.store import Store, StoredJob
+from vtrans.server.webhooks import SECRET_KEY, WebhookSender, new_secret
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,19 @@ class Service:
         self.config, self.store, self.clock = config, store, clock
         self.notifier = Notifier()
         self.status_job_id = self._status_job()
+        self.webhooks = WebhookSender(store, config.webhooks, self._secret(), self.describe, clock)
+
+    def _secret(self) -> str:
+        """The webhook signing secret: configured, or generated once and kept in the store."""
+        secret = self.config.webhooks.secret or self.store.get_meta(SECRET_KEY)
+        if secret is None:
+            secret = new_secret()
+            self.store.set_meta(SECRET_KEY, secret)
+        return secret
+
+    def describe(self, job_id: str, now: float) -> Job | None:
+        job = self.store.get(job_id)
+        return None if job is None else to_wire(job, state_at(job.timeline, now), now)
 
     def _status_job(self) -> str:
         """The job behind ``GET /status``: kept across restarts unless asked to start anew."""
@@ -92,7 +108,7 @@ class Service:
     def create(self, spec: JobCreate, idempotency_key: str | None) -> tuple[StoredJob, bool]:
         rng = self._rng(str(self.store.count()))
         timeline = draw_timeline(self.config.simulation, rng, self.clock(), spec.video_seconds, spec.simulate)
-        return self.store.add(
+        job, created = self.store.add(
             id=new_job_id(),
             language=spec.language,
             video_seconds=spec.video_seconds,
@@ -101,6 +117,9 @@ class Service:
             timeline=timeline,
             idempotency_key=idempotency_key,
         )
+        if created and spec.callback_url is not None:
+            self.webhooks.wake()
+        return job, created
 
     def find(self, job_id: str) -> StoredJob:
         self.check_id(job_id)
@@ -260,6 +279,7 @@ async def cancel_job(request: Request) -> Response:
     cancelled = service.store.cancel(job.id, service.clock())
     assert cancelled is not None  # jobs are never deleted
     service.notifier.notify(job.id)
+    service.webhooks.wake()
     error = cancelled.timeline.error
     if error is None or error.code != "cancelled":
         result = cancelled.timeline.outcome
@@ -283,11 +303,29 @@ async def list_jobs(request: Request) -> Response:
         )
     before = _decode_cursor(query["cursor"]) if "cursor" in query else None
     now = service.clock()
-    jobs = service.store.list(before_seq=before, limit=limit + 1, result=result, now=now)  # type: ignore[arg-type]
+    jobs = service.store.list_jobs(before_seq=before, limit=limit + 1, result=result, now=now)  # type: ignore[arg-type]
     page = jobs[:limit]
     cursor = _encode_cursor(page[-1].seq) if len(jobs) > limit else None
     body = JobPage(items=[to_wire(j, state_at(j.timeline, now), now) for j in page], next_cursor=cursor)
     return Response(_encode(body), 200, {"Cache-Control": "no-store"}, media_type=JSON)
+
+
+async def get_webhook(request: Request) -> Response:
+    """The state of a job's webhook delivery."""
+    service = _service(request)
+    _authorize(request)
+    job = service.find(request.path_params["job_id"])
+    delivery = service.store.delivery(job.id)
+    if delivery is None:
+        raise ProblemError(404, "no-webhook", f"Job {job.id} was created without a callback_url.")
+    return Response(_encode(delivery), 200, {"Cache-Control": "no-store"}, media_type=JSON)
+
+
+async def get_webhook_secret(request: Request) -> Response:
+    """The secret that signs this service's webhooks (``whsec_…``), for your receiver."""
+    service = _service(request)
+    _authorize(request)
+    return Response(_encode({"secret": service.webhooks.secret}), media_type=JSON)
 
 
 async def healthz(request: Request) -> Response:
@@ -390,7 +428,20 @@ def create_app(
     if store is None:
         store = Store(config.db_path if config.store == "sqlite" else ":memory:")
     spec = _encode(openapi.document())
+    service = Service(config, store, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sender = asyncio.create_task(service.webhooks.run(), name="vtrans-webhooks")
+        try:
+            yield
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/status", get_status, methods=["GET"]),
             Route("/v1/jobs", create_job, methods=["POST"]),
@@ -399,6 +450,8 @@ def create_app(
             Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
             Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
             Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),
+            Route("/v1/jobs/{job_id}/webhook", get_webhook, methods=["GET"]),
+            Route("/v1/webhook-secret", get_webhook_secret, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", lambda _: Response(spec, media_type=JSON), methods=["GET"]),
             Route("/docs", lambda _: HTMLResponse(openapi.DOCS_PAGE), methods=["GET"]),
@@ -409,5 +462,5 @@ def create_app(
             Exception: on_unexpected,
         },
     )
-    app.state.service = Service(config, store, clock)
+    app.state.service = service
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from vtrans.server.events import StreamConfig
 from vtrans.server.simulation import SimulationConfig
+from vtrans.server.webhooks import WebhookConfig
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class ServerConfig:
     max_wait: float = 60.0
     #: Server-Sent Events: progress rate, keep-alives, lifetime.
     stream: StreamConfig = field(default_factory=StreamConfig)
+    #: Webhooks: signing secret, retry schedule, receiver timeout.
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     #: Upper bound of the ``Retry-After`` hint sent with pending jobs, in seconds.
     retry_after_max: float = 60.0
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
+from uvicorn.logging import DefaultFormatter
 
 from vtrans.server.app import create_app
 from vtrans.server.config import ServerConfig
@@ -17,6 +20,11 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Serve until interrupted (SIGINT or SIGTERM)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+    service_log = logging.getLogger("vtrans")
+    service_log.addHandler(handler)
+    service_log.setLevel(log_level.upper())
     uvicorn.run(
         create_app(config),
         host=host,

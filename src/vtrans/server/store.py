@@ -17,6 +17,20 @@ from vtrans.server.simulation import CANCELLED, Timeline
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A webhook to send: its ``id`` is the ``webhook-id``, stable across retries."""
+
+    id: str
+    job_id: str
+    url: str
+    due_at: float
+    attempts: int
+    #: ``pending``, ``delivered``, ``failed`` (retries exhausted) or ``gone`` (the receiver said 410).
+    state: str
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class StoredJob:
     """A job as persisted: what it was created with and its timeline."""
 
@@ -49,11 +63,22 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_ends_at ON jobs (ends_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    due_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, due_at);
 """
 _COLUMNS = (
     "id, seq, language, video_seconds, source_url, callback_url, created_at, planned_end, "
     "ends_at, outcome, error_code, error_message, progress_exponent, estimate_factor"
 )
+_DELIVERY = "id, job_id, url, due_at, attempts, state, last_error"
 _RESULT_FILTERS: dict[str, str] = {
     "pending": "ends_at > :now",
     "completed": "ends_at <= :now AND outcome = 'completed'",
@@ -107,7 +132,8 @@ class Store:
         Returns the job and whether it was created now.
         """
         error = timeline.error
-        with self._lock:
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
             if idempotency_key is not None:
                 row = self._db.execute(
                     f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
@@ -137,6 +163,11 @@ class Store:
                 ),
             )
             seq = int(cursor.lastrowid or 0)
+            if callback_url is not None:
+                self._db.execute(
+                    "INSERT INTO deliveries (id, job_id, url, due_at) VALUES (?, ?, ?, ?)",
+                    (f"msg_{id.removeprefix('job_')}", id, callback_url, timeline.ends_at),
+                )
         return StoredJob(id, seq, language, video_seconds, source_url, callback_url, timeline), True
 
     def get(self, job_id: str) -> StoredJob | None:
@@ -159,15 +190,20 @@ class Store:
 
     def cancel(self, job_id: str, now: float) -> StoredJob | None:
         """End a pending job now as ``error``/``cancelled``; a finished job is left as it is."""
-        with self._lock:
-            self._db.execute(
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            updated = self._db.execute(
                 "UPDATE jobs SET ends_at = ?, outcome = 'error', error_code = ?, error_message = ? "
                 "WHERE id = ? AND ends_at > ?",
                 (now, CANCELLED.code, CANCELLED.message, job_id, now),
-            )
+            ).rowcount
+            if updated:
+                self._db.execute(
+                    "UPDATE deliveries SET due_at = ? WHERE job_id = ? AND state = 'pending'", (now, job_id)
+                )
         return self.get(job_id)
 
-    def list(
+    def list_jobs(
         self, *, before_seq: int | None, limit: int, result: Result | None, now: float
     ) -> list[StoredJob]:
         """Up to ``limit`` jobs, newest first, older than ``before_seq``, with ``result`` at ``now``."""
@@ -182,6 +218,36 @@ class Store:
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
         return [_job(row) for row in rows]
+
+    def due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_DELIVERY} FROM deliveries WHERE state = 'pending' AND due_at <= ? "
+                "ORDER BY due_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def next_delivery_at(self) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT MIN(due_at) FROM deliveries WHERE state = 'pending'").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def delivery(self, job_id: str) -> Delivery | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_DELIVERY} FROM deliveries WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        return None if row is None else Delivery(*row)
+
+    def update_delivery(
+        self, delivery_id: str, *, state: str, attempts: int, due_at: float, error: str | None
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET state = ?, attempts = ?, due_at = ?, last_error = ? WHERE id = ?",
+                (state, attempts, due_at, error, delivery_id),
+            )
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
