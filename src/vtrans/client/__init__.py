@@ -17,8 +17,10 @@ from vtrans.client.errors import (
 )
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.client.sync import Client
+from vtrans.client.waiting import TRANSPORTS, Transport
 
 __all__ = [
+    "TRANSPORTS",
     "APIError",
     "AsyncClient",
     "Client",
@@ -31,6 +33,7 @@ __all__ = [
     "RetryPolicy",
     "ServiceUnavailable",
     "SystemClock",
+    "Transport",
     "TransportError",
     "Unauthorized",
     "VirtualClock",

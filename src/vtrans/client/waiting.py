@@ -146,10 +146,10 @@ def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[J
             job = yield from _stream(track, job_id)
         else:
             job = yield from _poll(track, job_path(job_id) if job_id else "/status")
-    except WaitTimeout:
+    except WaitTimeout as timed_out:
         if options.cancel_on_timeout and job_id:
             try:
-                yield from cancel(settings, job_id)
+                timed_out.job = yield from cancel(settings, job_id)
             except VtransError as exc:
                 log.warning("could not cancel %s after the timeout: %s", job_id, exc)
         raise

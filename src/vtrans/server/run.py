@@ -32,5 +32,5 @@ def serve(
         access_log=access_log,
         log_level=log_level,
         backlog=4096,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=2,
     )

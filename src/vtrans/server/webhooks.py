@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import logging
 import os
@@ -44,6 +45,16 @@ class WebhookConfig:
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+def check_secret(secret: str) -> None:
+    """Raise ``ValueError`` unless ``secret`` is ``whsec_`` and a base64 key of 24 to 64 bytes."""
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        key = b""
+    if not secret.startswith("whsec_") or not 24 <= len(key) <= 64:
+        raise ValueError("the webhook secret must be 'whsec_' and a base64 key of 24 to 64 bytes")
 
 
 class WebhookSender:

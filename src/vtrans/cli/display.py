@@ -1,0 +1,336 @@
+"""How the command line looks: consoles, logging, durations, job summaries and live progress bars.
+
+Results go to stdout, everything else (progress, errors, logs) to stderr, so
+``ID=$(vtrans submit ...)`` and ``vtrans wait --json ... | jq`` work. Rich drops the colours and
+the animation when a stream is not a terminal: a CI log gets the final lines only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TimeElapsedColumn
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from vtrans.protocol import Job
+
+#: Width used when the output is not a terminal (a CI log or a file): wide enough for the tables.
+LOG_WIDTH = 100
+STYLES = {"pending": "cyan", "completed": "green", "error": "red"}
+ICONS = {"completed": "✓", "error": "✗"}
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console on stdout or stderr that leaves long lines to the terminal to wrap (tables fit its
+    width; not a terminal and no ``$COLUMNS``: :data:`LOG_WIDTH` wide)."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = LOG_WIDTH
+    return console
+
+
+def setup_logging(verbosity: int, console: Console) -> None:
+    """Show the library's logs on ``console``: warnings; ``-v`` info; ``-vv`` debug and each request.
+
+    On a terminal through rich (above any live bars); elsewhere as plain lines, one per record.
+    """
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_path=False, show_time=verbosity >= 2, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(console.file)
+        timed = "%(asctime)s " if verbosity >= 2 else ""
+        handler.setFormatter(logging.Formatter(f"{timed}%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    level = logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity == 1 else logging.WARNING
+    logging.getLogger("vtrans").setLevel(level)
+    logging.getLogger("httpx2").setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
+
+
+# --- words for numbers -------------------------------------------------------------------------
+
+
+def fmt_duration(seconds: float) -> str:
+    """``0.4 s``, ``12 s``, ``2 min 05 s``, ``1 h 02 min``."""
+    if seconds < 9.95:
+        return f"{max(seconds, 0.0):.1f} s"
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def fmt_countdown(seconds: float) -> str:
+    """Whole seconds, rounded up, so a countdown does not flicker: ``8 s``, ``1 min 05 s``."""
+    whole = max(1, math.ceil(seconds))
+    return f"{whole} s" if whole < 60 else fmt_duration(float(whole))
+
+
+def fmt_length(seconds: float) -> str:
+    """A video's length: ``10 s``, ``1 min 30 s``, ``5 min``, ``1 h 20 min``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:g} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes >= 60:
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min" + (f" {secs} s" if secs else "")
+
+
+def clock_time(moment: datetime) -> str:
+    """A server timestamp as local wall-clock time, ``14:03:41``."""
+    return moment.astimezone().strftime("%H:%M:%S")
+
+
+def seconds_left(job: Job, now: datetime | None = None) -> float | None:
+    """The service's estimate of the time left: the relative one if sent, else from the absolute one."""
+    if job.estimated_seconds_remaining is not None:
+        return job.estimated_seconds_remaining
+    if job.estimated_completion_at is not None:
+        now = now or datetime.now(timezone.utc)
+        return (job.estimated_completion_at - now).total_seconds()
+    return None
+
+
+def server_duration(job: Job) -> float | None:
+    """How long the job took on the service: ``created_at`` to ``finished_at``."""
+    if job.created_at is None or job.finished_at is None:
+        return None
+    return (job.finished_at - job.created_at).total_seconds()
+
+
+def short_id(job_id: str) -> str:
+    """``job_3f2a1b…``: enough to tell jobs apart on one screen."""
+    return job_id if len(job_id) <= 11 else f"{job_id[:10]}…"
+
+
+def error(message: str) -> Text:
+    """``error: <message>``, the one line every failure prints on stderr."""
+    return Text.assemble(("error: ", "bold red"), message)
+
+
+# --- one job in one line -----------------------------------------------------------------------
+
+
+def summary(job: Job, now: datetime | None = None, *, waited: float | None = None) -> Text:
+    """The job in one line: who it is, its result, and what matters for that result.
+
+    ``job_… pending · 42% · about 8 s left (14:03:41) · es · 1 min 30 s of video``; ``waited`` is
+    how long the client waited, shown when the service gave no timestamps (``GET /status``).
+    """
+    line = Text()
+    line.append(job.id or "GET /status", style="bold")
+    line.append("  ")
+    line.append(job.result, style=STYLES[job.result])
+    details: list[str] = []
+    if job.result == "pending":
+        if job.progress is not None:
+            details.append(f"{job.progress:.0%}")
+        left = seconds_left(job, now)
+        if left is not None:
+            when = f" ({clock_time(job.estimated_completion_at)})" if job.estimated_completion_at else ""
+            details.append(f"about {fmt_countdown(left)} left{when}" if left > 0 else "any moment now")
+    else:
+        if job.error is not None:
+            details.append(f"{job.error.code}: {job.error.message}")
+        took = server_duration(job)
+        if took is not None:
+            details.append(f"took {fmt_duration(took)}")
+        if job.finished_at is not None:
+            details.append(f"finished {clock_time(job.finished_at)}")
+        elif waited is not None:
+            details.append(f"after waiting {fmt_duration(waited)}")
+    if job.language is not None:
+        details.append(job.language)
+    if job.video_seconds is not None:
+        details.append(f"{fmt_length(job.video_seconds)} of video")
+    if details:
+        line.append(" · " + " · ".join(details), style="default")
+    return line
+
+
+# --- live progress -----------------------------------------------------------------------------
+
+
+class _StateIcon(SpinnerColumn):
+    """A spinner while the job is pending, then ✓ or ✗."""
+
+    def render(self, task: Task) -> Text:
+        result = task.fields.get("result", "pending")
+        if result in ICONS:
+            return Text(ICONS[result], style=STYLES[result])
+        return super().render(task)  # type: ignore[return-value]
+
+
+class _Bar(BarColumn):
+    """Rich's bar, red when the job failed."""
+
+    def render(self, task: Task) -> ProgressBar:
+        bar = super().render(task)
+        if task.fields.get("result") == "error":
+            bar.complete_style = bar.finished_style = "red"
+        return bar
+
+
+class _Percent(ProgressColumn):
+    """The progress the service reports; blank when it reports none (``GET /status``)."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None or not task.fields.get("has_progress", True) or "due" not in task.fields:
+            return Text("    ")  # no progress on this endpoint, or none heard of yet
+        return Text(f"{task.percentage:>3.0f}%", style="progress.percentage")
+
+
+class _State(ProgressColumn):
+    """Pending: the service's estimate, counting down between polls. Done: the outcome."""
+
+    def render(self, task: Task) -> Text:
+        result = task.fields.get("result", "pending")
+        if result == "error":
+            return Text(f"error: {task.fields.get('code') or 'unknown'}", style="red")
+        if result == "completed":
+            took = task.fields.get("took")
+            return Text("completed" + (f" in {fmt_duration(took)}" if took is not None else ""), "green")
+        due: float | None = task.fields.get("due")
+        if due is None:
+            return Text(task.fields.get("note") or "waiting…", "dim")
+        left = due - time.monotonic()
+        return Text(f"about {fmt_countdown(left)} left" if left > 0 else "any moment now", "cyan")
+
+
+class _Requests(ProgressColumn):
+    """How many requests the client sent for this job so far."""
+
+    def render(self, task: Task) -> Text:
+        count = task.fields.get("requests")
+        return Text("" if count is None else f"{count:>2} req", style="dim")
+
+
+class JobBars:
+    """Live progress bars, one per job, fed with each new state of the job.
+
+    ``with JobBars(console) as bars:``, ``bars.add(key, label)`` then
+    ``client.wait(job_id, on_progress=bars.updater(key))``. Pending rows show the service's
+    progress and its estimate of the time left (counting down between polls); finished rows show
+    the outcome.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        transient: bool = True,
+        requests: bool = False,
+        elapsed: bool = True,
+        bar_width: int = 30,
+        disable: bool = False,
+    ) -> None:
+        columns: list[ProgressColumn] = [
+            _StateIcon(),
+            _Label(),
+            _Bar(bar_width=bar_width),
+            _Percent(),
+            _State(),
+        ]
+        if requests:
+            columns.append(_Requests())
+        if elapsed:
+            columns.append(TimeElapsedColumn())
+        # Transient bars on a file or a CI log would leave only a blank line: show none there.
+        disable = disable or (transient and not console.is_terminal)
+        self.progress = Progress(
+            *columns, console=console, transient=transient, refresh_per_second=4, disable=disable
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._pulsing: set[str] = set()
+
+    def __enter__(self) -> JobBars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def add(self, key: str, label: str, *, has_progress: bool = True, note: str = "waiting…") -> None:
+        """A new row; ``has_progress=False`` (``GET /status``) shows a pulse instead of a bar.
+
+        ``note`` stands in for the estimate until the service sends one.
+        """
+        if not has_progress:
+            self._pulsing.add(key)
+        self._tasks[key] = self.progress.add_task(
+            label,
+            total=100.0 if has_progress else None,
+            has_progress=has_progress,
+            result="pending",
+            note=note,
+        )
+
+    def update(self, key: str, job: Job) -> None:
+        """Show a new state of the job."""
+        task = self._tasks[key]
+        left = seconds_left(job)
+        completed = None if job.progress is None else job.progress * 100.0
+        if job.done and (job.result == "completed" or completed is None):
+            completed = 100.0  # a full bar: green, or red for a failure of unknown progress
+        total = 100.0 if job.done or key not in self._pulsing else None
+        self.progress.update(
+            task,
+            total=total,
+            completed=completed,
+            result=job.result,
+            due=None if left is None else time.monotonic() + left,
+            code=job.error.code if job.error else None,
+            took=server_duration(job),
+        )
+        if job.done:
+            self.progress.stop_task(task)
+
+    def updater(self, key: str) -> Callable[[Job], None]:
+        """A callback for ``wait(on_progress=...)`` that updates the row ``key``."""
+        return functools.partial(self.update, key)
+
+    def set_requests(self, key: str, count: int) -> None:
+        """Show how many requests were made for the row ``key`` (if there is one)."""
+        if key in self._tasks:
+            self.progress.update(self._tasks[key], requests=count)
+
+
+class _Label(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(task.description)
+
+
+#: What a row says while the service has sent no estimate yet, by how the client waits.
+NOTES = {
+    "sse": "connecting…",
+    "auto": "held by the service…",
+    "long-poll": "held by the service…",
+    "poll": "polling…",
+}
+
+
+@contextmanager
+def job_bars(
+    console: Console, key: str, label: str, *, has_progress: bool, transport: str, disable: bool
+) -> Iterator[JobBars]:
+    """One transient bar for one wait (nothing at all with ``disable``, or when not a terminal)."""
+    with JobBars(console, disable=disable) as bars:
+        note = NOTES.get(transport, "waiting…") if has_progress else "no estimate on GET /status"
+        bars.add(key, label, has_progress=has_progress, note=note)
+        yield bars
