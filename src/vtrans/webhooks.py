@@ -46,7 +46,7 @@ def verify(
     )
     if not (msg_id and stamp and signatures):
         raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit()):
         raise WebhookVerificationError(f"webhook-timestamp is not a Unix time: {stamp[:40]!r}")
     skew = (time.time() if now is None else now) - int(stamp)
     if abs(skew) > tolerance:

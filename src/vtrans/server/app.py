@@ -11,7 +11,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -276,6 +276,10 @@ async def cancel_job(request: Request) -> Response:
     service = _service(request)
     _authorize(request)
     job = service.find(request.path_params["job_id"])
+    if job.id == service.status_job_id:
+        raise ProblemError(
+            403, "status-job", "This job backs GET /status; it ends on its own and cannot be cancelled."
+        )
     cancelled = service.store.cancel(job.id, service.clock())
     assert cancelled is not None  # jobs are never deleted
     service.notifier.notify(job.id)
@@ -367,7 +371,7 @@ def _decode(body: bytes, kind: type[T], request: Request) -> T:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         raise ProblemError(422, "invalid-body", f"Invalid request: {exc}.") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         sent_as = request.headers.get("content-type", "no Content-Type")
         detail = f"The body is not valid JSON ({exc}; sent as {sent_as})."
         raise ProblemError(400, "malformed-json", detail) from None
@@ -383,17 +387,23 @@ def _parse_create(body: bytes, request: Request) -> JobCreate:
         )
     for name in ("source_url", "callback_url"):
         url = getattr(spec, name)
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ProblemError(
-                    422, "invalid-job", f"Invalid job: {name} must be an absolute http(s) URL."
-                )
+        if url is not None and not _is_http_url(url):
+            raise ProblemError(422, "invalid-job", f"Invalid job: {name} must be an absolute http(s) URL.")
     return spec
 
 
+def _is_http_url(url: str) -> bool:
+    """An absolute http(s) URL with a host and, if any, a valid port."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:  # e.g. "http://[::1" (unbalanced IPv6 bracket)
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _int_param(raw: str, name: str, lo: int, hi: int) -> int:
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
         raise ProblemError(400, "bad-query", f"{name} must be an integer from {lo} to {hi}.")
     return int(raw)
 
@@ -406,7 +416,7 @@ def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, seq = raw.partition(":")
-        if prefix == "seq" and seq.isdigit():
+        if prefix == "seq" and seq.isascii() and seq.isdigit() and int(seq) < 2**63:
             return int(seq)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
@@ -416,6 +426,19 @@ def _decode_cursor(cursor: str) -> int:
 
 
 # --- the application --------------------------------------------------------------------------
+
+
+def _by_method(
+    **endpoints: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint per path that dispatches on the method (HEAD as GET), so Starlette's 405
+    carries the path's full ``Allow`` list rather than the first route's."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
 
 
 def create_app(
@@ -444,11 +467,9 @@ def create_app(
         lifespan=lifespan,
         routes=[
             Route("/status", get_status, methods=["GET"]),
-            Route("/v1/jobs", create_job, methods=["POST"]),
-            Route("/v1/jobs", list_jobs, methods=["GET"]),
+            Route("/v1/jobs", _by_method(GET=list_jobs, POST=create_job), methods=["GET", "POST"]),
             Route("/v1/jobs/wait", wait_jobs, methods=["POST"]),
-            Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
-            Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
+            Route("/v1/jobs/{job_id}", _by_method(GET=get_job, DELETE=cancel_job), methods=["GET", "DELETE"]),
             Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),
             Route("/v1/jobs/{job_id}/webhook", get_webhook, methods=["GET"]),
             Route("/v1/webhook-secret", get_webhook_secret, methods=["GET"]),

@@ -139,7 +139,9 @@ def state_at(timeline: Timeline, t: float) -> State:
     if t >= timeline.ends_at:
         return State(
             result=timeline.outcome,
-            progress=1.0 if timeline.outcome == "completed" else _progress(timeline, timeline.ends_at),
+            progress=1.0
+            if timeline.outcome == "completed"
+            else min(0.99, _progress(timeline, timeline.ends_at)),
             estimated_remaining=None,
             finished_at=timeline.ends_at,
             error=timeline.error,
