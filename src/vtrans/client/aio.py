@@ -28,7 +28,7 @@ class AsyncClient(ClientBase):
     ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
     ``$VTRANS_API_KEY``. ``timeout`` bounds each request; ``poll`` and ``retry`` tune waiting and
     retries; ``clock`` and ``rng`` are for tests. Pass ``http_client`` to bring your own
-    ``httpx2.AsyncClient`` (its base URL and headers are then yours to set).
+    ``httpx2.AsyncClient`` (its base URL is then yours to set; the API key is still sent).
     """
 
     def __init__(
@@ -44,9 +44,7 @@ class AsyncClient(ClientBase):
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
-        self._http = http_client or httpx2.AsyncClient(
-            base_url=self.base_url, headers=self.headers, timeout=timeout
-        )
+        self._http = http_client or httpx2.AsyncClient(base_url=self.base_url, timeout=timeout)
 
     async def create(
         self,
@@ -106,7 +104,8 @@ class AsyncClient(ClientBase):
         Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
         with ``cancel_on_timeout`` the job is cancelled first). ``on_progress`` is called with
-        every new state. ``transport``: see :class:`WaitOptions`.
+        every new state (with the default long-poll that is each answer, so rarely while pending:
+        pass ``transport="sse"`` for live progress). ``transport``: see :class:`WaitOptions`.
         """
         options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
         return await self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
@@ -188,7 +187,7 @@ class AsyncClient(ClientBase):
                 send.method,
                 send.path,
                 params=send.params,
-                headers=send.headers,
+                headers={**self.headers, **send.headers},
                 content=send.content,
                 timeout=httpx2.USE_CLIENT_DEFAULT if send.timeout is None else send.timeout,
             )
@@ -200,7 +199,9 @@ class AsyncClient(ClientBase):
     ) -> tuple[httpx2.Response | httpx2.TransportError, AsyncIterator[httpx2.ServerSentEvent]]:
         try:
             response = await streams.enter_async_context(
-                self._http.stream(send.method, send.path, headers=send.headers, timeout=send.timeout)
+                self._http.stream(
+                    send.method, send.path, headers={**self.headers, **send.headers}, timeout=send.timeout
+                )
             )
             if response.status_code != 200:
                 await response.aread()

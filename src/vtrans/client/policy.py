@@ -65,7 +65,8 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.backoff < 0 or self.max_backoff < self.backoff:
+        # Written so that NaN fails too (every comparison with NaN is false).
+        if not (self.attempts >= 1 and 0 <= self.backoff <= self.max_backoff):
             raise ValueError("RetryPolicy needs attempts >= 1 and 0 <= backoff <= max_backoff")
 
     def delay(self, failures: int, retry_after: float | None, rng: random.Random) -> float:
@@ -114,6 +115,10 @@ class Poller:
         """
         if held is not None and self.asked and held >= self.asked / 2:
             return 0.0
+        if self.asked and held is None:
+            # Still pending, answered at once: the server ignores Prefer: wait. Stop asking, so
+            # that each request is bounded by the client's timeout again, not by the hold.
+            self.long_poll = False
         delay = self._delay(now, hint)
         if self.deadline is not None:
             delay = min(delay, max(0.0, self.deadline - now))
@@ -128,6 +133,11 @@ class Poller:
             return max(p.min_interval, min(p.max_interval, floor), min(hint, p.max_hint))
         elapsed = max(0.0, now - self.start)
         # The next point of the schedule first * factor**(i + phase) after `elapsed`.
-        i = math.floor(math.log(max(elapsed, 1e-9) / p.first, p.factor) - self.phase) + 1
-        next_point = p.first * p.factor ** (max(i, 0) + self.phase)
+        i = max(0, math.floor(math.log(max(elapsed, 1e-9) / p.first, p.factor) - self.phase) + 1)
+        next_point = p.first * p.factor ** (i + self.phase)
+        # On a point (a virtual clock lands exactly on them), give or take rounding: it is passed.
+        if next_point - elapsed <= 1e-9 * next_point:
+            next_point *= p.factor
+        if next_point * (1 - 1 / p.factor) >= p.max_interval:
+            return p.max_interval  # past the cap the schedule is a fixed interval
         return float(min(p.max_interval, max(p.min_interval, next_point - elapsed)))

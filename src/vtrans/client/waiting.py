@@ -162,7 +162,9 @@ def _poll(track: Tracker, path: str) -> Flow[Job]:
     while True:
         sent = clock.now()
         hold = poller.hold(sent)
-        send = Send("GET", path, headers=_prefer(hold), timeout=hold + 10 if hold else None)
+        send = Send(
+            "GET", path, headers=_prefer(hold), timeout=hold + track.settings.timeout if hold else None
+        )
         try:
             seen = yield from call(send, Observation.parse, track.settings, track.counter, track.deadline)
         except TRANSIENT as exc:
@@ -251,7 +253,11 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
         headers = {"Content-Type": "application/json", **_prefer(hold)}
         body = msgspec.json.encode(JobsWait(ids=list(pending)))
         send = Send(
-            "POST", "/v1/jobs/wait", headers=headers, content=body, timeout=hold + 10 if hold else None
+            "POST",
+            "/v1/jobs/wait",
+            headers=headers,
+            content=body,
+            timeout=hold + settings.timeout if hold else None,
         )
         try:
             reply = yield from call(send, _parse_batch, settings, track.counter, track.deadline)

@@ -134,7 +134,10 @@ def document() -> dict[str, Any]:
                 "delete": {
                     "summary": "Cancel a job (it ends as error/cancelled)",
                     "parameters": [_JOB_ID],
-                    "responses": {"200": _json("Job", "The cancelled job."), **_problems(400, 401, 403, 404, 409)},
+                    "responses": {
+                        "200": _json("Job", "The cancelled job."),
+                        **_problems(400, 401, 403, 404, 409),
+                    },
                 },
             },
         },

@@ -1,0 +1,1 @@
+"""Stand-alone HTTP servers the integration tests run as processes."""

@@ -1,0 +1,843 @@
+"""The real ``Client`` and ``AsyncClient`` against a scripted peer on a fully virtual clock.
+
+Every test runs twice, once per client. The peer is an ``httpx2.MockTransport`` whose handler
+records each request with the virtual time it was sent at; :class:`FakeClock` only moves when the
+client sleeps (or when the peer says a request took time), so nothing here waits for real, except
+the ``set_testing`` tests, which measure that the real clock is *not* used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import httpx2
+import pytest
+
+import vtrans.testing
+from vtrans.client import (
+    APIError,
+    AsyncClient,
+    Client,
+    Conflict,
+    InvalidRequest,
+    JobFailed,
+    NotFound,
+    PollPolicy,
+    ProtocolError,
+    RetryPolicy,
+    ServiceUnavailable,
+    TransportError,
+    Unauthorized,
+    WaitTimeout,
+)
+from vtrans.protocol import Job
+
+pytestmark = pytest.mark.anyio
+
+URL = "http://vtrans.test"
+JOB_ID = "job_" + "a" * 32
+PATH = f"/v1/jobs/{JOB_ID}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# --- the virtual world ------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Virtual time: ``now()`` is ``t``; sleeping adds to ``t`` and is recorded."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.start = self.t = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, f"asked to sleep {seconds}"
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+    @property
+    def elapsed(self) -> float:
+        return self.t - self.start
+
+
+@dataclass
+class Seen:
+    at: float  # virtual seconds since the clock's start, when the request was sent
+    request: httpx2.Request
+
+    @property
+    def timeout(self) -> dict[str, float]:
+        timeout: dict[str, float] = self.request.extensions["timeout"]
+        return timeout
+
+
+Answer = Callable[[httpx2.Request, int, float], httpx2.Response]
+
+
+class FakeServer:
+    """A scripted peer: ``answer(request, n, at)`` is called for the n-th request (0-based) sent at
+    virtual time ``at``; each request takes ``latency`` virtual seconds."""
+
+    def __init__(self, clock: FakeClock, answer: Answer, latency: float = 0.0) -> None:
+        self.clock, self.answer, self.latency = clock, answer, latency
+        self.seen: list[Seen] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        at = self.clock.elapsed
+        self.seen.append(Seen(at, request))
+        self.clock.t += self.latency
+        return self.answer(request, len(self.seen) - 1, at)
+
+    @property
+    def times(self) -> list[float]:
+        return [s.at for s in self.seen]
+
+    def requests(self, method: str | None = None) -> list[Seen]:
+        return [s for s in self.seen if method is None or s.request.method == method]
+
+
+def job(result: str = "pending", **fields: Any) -> dict[str, Any]:
+    return {"id": JOB_ID, "result": result, "language": "fr", "video_seconds": 10.0, **fields}
+
+
+def ok(body: Any = None, status: int = 200, headers: dict[str, str] | None = None) -> httpx2.Response:
+    return httpx2.Response(status, json=job() if body is None else body, headers=headers)
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> httpx2.Response:
+    body = {"type": "urn:vtrans:problem:x", "title": "Nope", "status": status, "detail": detail}
+    return httpx2.Response(
+        status,
+        content=json.dumps(body).encode(),
+        headers={"Content-Type": "application/problem+json", **(headers or {})},
+    )
+
+
+def html(status: int = 200) -> httpx2.Response:
+    page = "<!DOCTYPE html><html><body><h1>Bad Gateway</h1><p>nginx</p></body></html>"
+    return httpx2.Response(status, content=page.encode(), headers={"Content-Type": "text/html"})
+
+
+def raw(content: bytes, content_type: str = "application/json") -> httpx2.Response:
+    return httpx2.Response(200, content=content, headers={"Content-Type": content_type})
+
+
+Step = httpx2.Response | type[Exception] | Callable[[httpx2.Request], httpx2.Response]
+
+
+def script(*steps: Step) -> Answer:
+    """Answer the n-th request with ``steps[n]`` (the last one forever): a response, a callable of
+    the request, or an ``httpx2`` transport exception class to raise."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        step = steps[min(n, len(steps) - 1)]
+        if isinstance(step, type):
+            raise step("simulated failure", request=request)
+        if isinstance(step, httpx2.Response):  # a copy: a response is read once, and shared by tests
+            return httpx2.Response(step.status_code, headers=step.headers, content=step.content)
+        return step(request)
+
+    return answer
+
+
+def timed(done_at: float, result: str = "completed", hint: bool = False) -> Answer:
+    """A job pending until ``done_at`` virtual seconds, its progress growing, then ``result``."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if at >= done_at:
+            error = {"code": "no_speech_detected", "message": "No speech."} if result == "error" else None
+            return ok(job(result, progress=1.0, error=error))
+        extra = {"estimated_seconds_remaining": done_at - at} if hint else {}
+        return ok(job("pending", progress=round(at / done_at, 6), **extra))
+
+    return answer
+
+
+def schedule(first: float, factor: float, until: float) -> list[float]:
+    """Poll times of the fixed-phase geometric schedule up to the first one >= ``until``."""
+    points, i = [0.0], 0
+    while points[-1] < until:
+        points.append(first * factor**i)
+        i += 1
+    return points
+
+
+# --- the two clients behind one interface -----------------------------------------------------
+
+
+class Api:
+    """Either client behind one awaitable interface: ``await api.wait(...)``; iterators
+    (``watch``, ``jobs``) come back as lists."""
+
+    def __init__(self, client: Client | AsyncClient) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.client, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if inspect.isawaitable(result):
+                return await result
+            if hasattr(result, "__aiter__"):
+                return [item async for item in result]
+            if inspect.isgenerator(result) or hasattr(result, "__next__"):
+                return list(result)
+            return result
+
+        return call
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    param: str = request.param
+    return param
+
+
+@dataclass
+class World:
+    api: Api
+    server: FakeServer
+    clock: FakeClock
+
+
+Make = Callable[..., World]
+
+
+@pytest.fixture
+def make(kind: str) -> Iterator[Make]:
+    """``make(answer, latency=0.0, **client_kwargs)``: a client of the parametrized kind on a
+    :class:`FakeServer` and a :class:`FakeClock` (fixed-phase polls unless ``poll`` says otherwise)."""
+    made: list[Client | AsyncClient] = []
+
+    def factory(answer: Answer, *, latency: float = 0.0, **kwargs: Any) -> World:
+        clock = kwargs.pop("clock", None) or FakeClock()
+        server = FakeServer(clock, answer, latency)
+        kwargs.setdefault("poll", PollPolicy(random_phase=False))
+        kwargs.setdefault("rng", random.Random(1))
+        kwargs.setdefault("clock", clock)
+        timeout = kwargs.pop("timeout", 10.0)
+        client: Client | AsyncClient
+        if kind == "sync":
+            http = httpx2.Client(base_url=URL, transport=httpx2.MockTransport(server), timeout=timeout)
+            client = Client(URL, http_client=http, timeout=timeout, **kwargs)
+        else:
+            ahttp = httpx2.AsyncClient(base_url=URL, transport=httpx2.MockTransport(server), timeout=timeout)
+            client = AsyncClient(URL, http_client=ahttp, timeout=timeout, **kwargs)
+        made.append(client)
+        return World(Api(client), server, clock)
+
+    yield factory
+    for client in made:
+        if isinstance(client, Client):
+            client.close()
+
+
+# --- waiting: results, schedule, deadline -----------------------------------------------------
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.01])
+async def test_wait_polls_on_the_geometric_schedule_and_no_more(make: Make, latency: float) -> None:
+    """No hints: requests go out exactly at 0, first, first*factor, ... until one sees the end."""
+    w = make(timed(4.0), latency=latency)
+    result = await w.api.wait(JOB_ID)
+    assert result.result == "completed"
+    assert result.id == JOB_ID
+    expected = schedule(0.5, 1.5, until=4.0)  # 0, 0.5, 0.75, 1.125, 1.69, 2.53, 3.80, 5.70
+    assert w.server.times == pytest.approx(expected, abs=1e-6)
+    assert all(s.request.method == "GET" and s.request.url.path == PATH for s in w.server.seen)
+
+
+async def test_wait_follows_the_servers_estimate(make: Make) -> None:
+    """An exact estimate costs two requests: one to learn it, one when it says the job is done."""
+    w = make(timed(7.5, hint=True))
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert w.server.times == pytest.approx([0.0, 7.5])
+    assert w.clock.sleeps == pytest.approx([7.5])
+
+
+async def test_wait_follows_retry_after_when_the_body_has_no_estimate(make: Make) -> None:
+    w = make(script(ok(headers={"Retry-After": "3"}), ok(job("completed"))))
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert w.clock.sleeps == [3.0]
+    assert len(w.server.seen) == 2
+
+
+async def test_a_short_estimate_is_followed_by_a_quick_re_ramp(make: Make) -> None:
+    """The estimate said 2 s but the job took 2.5 s: the client re-polls soon, not a full schedule."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if at >= 2.5:
+            return ok(job("completed"))
+        return ok(job("pending", estimated_seconds_remaining=max(0.0, 2.0 - at)))
+
+    w = make(answer)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    # 0 -> sleep 2 (the estimate); then hint_floor * 1.5**k: 0.1, 0.15, 0.225, 0.3375 ...
+    assert w.clock.sleeps[0] == pytest.approx(2.0)
+    assert w.clock.sleeps[1:4] == pytest.approx([0.1, 0.15, 0.225])
+    assert w.server.times[-1] - 2.5 <= 0.5  # detected within half a second of the end
+    assert len(w.server.seen) <= 7
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.013])
+async def test_deadline_is_kept_and_the_last_poll_is_at_the_deadline(make: Make, latency: float) -> None:
+    w = make(timed(1000.0), latency=latency)
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(JOB_ID, timeout=30.0)
+    times = w.server.times
+    assert all(t <= 30.0 + 1e-9 for t in times), times
+    assert times[-1] == pytest.approx(30.0, abs=1e-9)
+    assert sum(w.clock.sleeps) <= 30.0 + 1e-9
+    assert w.clock.elapsed == pytest.approx(30.0 + latency, abs=1e-9)
+    error = caught.value
+    assert error.requests == len(w.server.seen)
+    assert error.waited == pytest.approx(30.0 + latency, abs=1e-6)
+    assert error.job is not None
+    assert error.job.result == "pending"
+    assert error.job.progress == pytest.approx(times[-1] / 1000.0)  # the *last* state seen
+    # About log_1.5(30 / 0.5) + 2 requests: the schedule, plus the poll at the deadline.
+    assert len(times) == len([t for t in schedule(0.5, 1.5, 30.0) if t < 30.0]) + 1
+    assert isinstance(error, TimeoutError)
+    assert "30.0s" in str(error)
+
+
+async def test_an_estimate_past_the_deadline_is_not_overslept(make: Make) -> None:
+    w = make(timed(100.0, hint=True))
+    with pytest.raises(WaitTimeout):
+        await w.api.wait(JOB_ID, timeout=10.0)
+    assert w.server.times == pytest.approx([0.0, 10.0])
+    assert w.clock.sleeps == pytest.approx([10.0])
+
+
+async def test_a_job_done_at_the_deadline_is_returned(make: Make) -> None:
+    w = make(timed(10.0, hint=False))
+    result = await w.api.wait(JOB_ID, timeout=10.0)
+    assert result.result == "completed"
+    assert w.server.times[-1] == pytest.approx(10.0)
+
+
+async def test_timeout_zero_polls_once(make: Make) -> None:
+    w = make(timed(5.0))
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(JOB_ID, timeout=0)
+    assert caught.value.requests == 1
+    assert w.clock.sleeps == []
+
+
+async def test_cancel_on_timeout_sends_delete(make: Make) -> None:
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if request.method == "DELETE":
+            return ok(job("error", error={"code": "cancelled", "message": "Cancelled."}))
+        return ok(job("pending"))
+
+    w = make(answer)
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(JOB_ID, timeout=5.0, cancel_on_timeout=True)
+    methods = [s.request.method for s in w.server.seen]
+    assert methods[-1] == "DELETE"
+    assert methods.count("DELETE") == 1
+    assert w.server.seen[-1].request.url.path == PATH
+    assert w.server.seen[-2].at == pytest.approx(5.0)  # the last poll, at the deadline, then DELETE
+    assert caught.value.job is not None
+    assert caught.value.job.id == JOB_ID
+
+
+async def test_no_delete_without_cancel_on_timeout(make: Make) -> None:
+    w = make(timed(1e9))
+    with pytest.raises(WaitTimeout):
+        await w.api.wait(JOB_ID, timeout=5.0)
+    assert {s.request.method for s in w.server.seen} == {"GET"}
+
+
+async def test_a_failed_cancel_still_raises_the_timeout(make: Make) -> None:
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if request.method == "DELETE":
+            return problem(409, "Job already ended as 'completed'.")
+        return ok(job("pending"))
+
+    w = make(answer)
+    with pytest.raises(WaitTimeout):
+        await w.api.wait(JOB_ID, timeout=2.0, cancel_on_timeout=True)
+    assert [s.request.method for s in w.server.seen][-1] == "DELETE"
+
+
+async def test_failed_job_raises_job_failed(make: Make) -> None:
+    w = make(timed(1.0, result="error"))
+    with pytest.raises(JobFailed) as caught:
+        await w.api.wait(JOB_ID)
+    assert caught.value.code == "no_speech_detected"
+    assert caught.value.message == "No speech."
+    assert caught.value.job.result == "error"
+    assert JOB_ID in str(caught.value)
+
+
+async def test_failed_job_is_returned_with_raise_on_error_false(make: Make) -> None:
+    w = make(timed(1.0, result="error"))
+    result = await w.api.wait(JOB_ID, raise_on_error=False)
+    assert result.result == "error"
+    assert result.error is not None
+    assert result.error.code == "no_speech_detected"
+
+
+async def test_on_progress_is_called_with_each_new_state(make: Make) -> None:
+    states = [
+        job("pending", progress=0.1),
+        job("pending", progress=0.1),
+        job("pending", progress=0.5),
+        job("pending", progress=0.5),
+        job("completed", progress=1.0),
+    ]
+    w = make(script(*(ok(s) for s in states)))
+    seen: list[Job] = []
+    result = await w.api.wait(JOB_ID, on_progress=seen.append)
+    assert [(j.result, j.progress) for j in seen] == [("pending", 0.1), ("pending", 0.5), ("completed", 1.0)]
+    assert seen[-1] == result
+    assert len(w.server.seen) == 5
+
+
+@pytest.mark.parametrize("outcome", ["completed", "error"])
+async def test_watch_yields_the_states_ending_with_the_terminal_one(make: Make, outcome: str) -> None:
+    w = make(timed(3.0, result=outcome))
+    states = await w.api.watch(JOB_ID)
+    assert states[-1].result == outcome  # an error is yielded, not raised
+    assert all(s.result == "pending" for s in states[:-1])
+    progress = [s.progress for s in states[:-1]]
+    assert progress == sorted(progress)
+    assert len(progress) == len(set(progress))  # each state once
+    assert len(states) == len(w.server.seen)
+
+
+async def test_wait_without_job_id_polls_the_spec_status(make: Make) -> None:
+    w = make(script(ok({"result": "pending"}), ok({"result": "pending"}), ok({"result": "completed"})))
+    result = await w.api.wait()
+    assert result.result == "completed"
+    assert result.id is None
+    assert [s.request.url.path for s in w.server.seen] == ["/status"] * 3
+    assert all(not s.request.url.query for s in w.server.seen)
+
+
+async def test_status_without_job_id_tolerates_extra_fields(make: Make) -> None:
+    w = make(script(ok({"result": "error", "whatever": [1, 2], "progress": 1})))
+    result = await w.api.status()
+    assert result.result == "error"
+    assert w.server.seen[0].request.url.path == "/status"
+
+
+async def test_cancel_on_timeout_is_not_sent_for_the_spec_status(make: Make) -> None:
+    w = make(script(ok({"result": "pending"})))
+    with pytest.raises(WaitTimeout):
+        await w.api.wait(timeout=3.0, cancel_on_timeout=True)
+    assert {s.request.method for s in w.server.seen} == {"GET"}
+
+
+# --- long-poll --------------------------------------------------------------------------------
+
+
+def holding(done_at: float, clock: FakeClock) -> Answer:
+    """A server that honours ``Prefer: wait=N``: it holds the answer until the job ends or N
+    seconds pass (moving the virtual clock), and says so in ``Preference-Applied``."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        prefer = request.headers.get("prefer", "")
+        hold = float(prefer.partition("wait=")[2] or 0) if "wait=" in prefer else 0.0
+        if at < done_at and hold > 0:
+            held = min(hold, done_at - at)
+            clock.t += held
+            at += held
+            if at < done_at:
+                return ok(job("pending"), headers={"Preference-Applied": f"wait={hold:g}"})
+        return ok(job("completed" if at >= done_at else "pending"))
+
+    return answer
+
+
+async def test_long_poll_costs_one_request_per_hold_and_no_lag(make: Make) -> None:
+    clock = FakeClock()
+    w = make(holding(70.0, clock), clock=clock)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert w.server.times == pytest.approx([0.0, 30.0, 60.0])
+    assert clock.elapsed == pytest.approx(70.0)  # seen the moment it ended
+    assert all(s.request.headers["prefer"] == "wait=30" for s in w.server.seen)
+
+
+async def test_long_poll_never_holds_past_the_deadline(make: Make) -> None:
+    clock = FakeClock()
+    w = make(holding(1e9, clock), clock=clock)
+    with pytest.raises(WaitTimeout):
+        await w.api.wait(JOB_ID, timeout=45.0)
+    assert clock.elapsed <= 45.0 + 1e-9
+    assert w.server.times[-1] == pytest.approx(45.0)
+
+
+async def test_poll_transport_never_asks_the_server_to_hold(make: Make) -> None:
+    w = make(timed(2.0))
+    assert (await w.api.wait(JOB_ID, transport="poll")).result == "completed"
+    assert all("prefer" not in s.request.headers for s in w.server.seen)
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        problem(500, "Internal error."),
+        html(502),
+        problem(503, "Overloaded."),
+        httpx2.Response(504, content=b"Gateway Timeout"),
+        problem(429, "Slow down.", {"Retry-After": "2"}),
+        problem(503, "Maintenance.", {"Retry-After": "2"}),
+    ],
+    ids=["500", "502-html", "503", "504", "429-retry-after", "503-retry-after"],
+)
+async def test_transient_statuses_are_retried(make: Make, failure: httpx2.Response) -> None:
+    w = make(script(ok(job("pending")), failure, failure, ok(job("completed"))))
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert len(w.server.seen) == 4  # exactly: one poll, two failures, the answer
+    poll_sleep, *retry_sleeps = w.clock.sleeps
+    assert poll_sleep == pytest.approx(0.5)
+    if "retry-after" in failure.headers:
+        assert retry_sleeps == [2.0, 2.0]
+    else:
+        assert 0.1 <= retry_sleeps[0] <= 0.2  # backoff 0.2 s, jittered in [0.5, 1]
+        assert 0.2 <= retry_sleeps[1] <= 0.4
+
+
+async def test_retry_after_is_cut_to_max_retry_after(make: Make) -> None:
+    w = make(
+        script(problem(503, "Down.", {"Retry-After": "3600"}), ok(job("completed"))),
+        retry=RetryPolicy(max_retry_after=5.0),
+    )
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert w.clock.sleeps == [5.0]
+
+
+async def test_retry_after_as_an_http_date_is_honoured(make: Make) -> None:
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
+    w = make(script(problem(429, "Later.", {"Retry-After": when}), ok(job("completed"))))
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert 17.0 <= w.clock.sleeps[0] <= 20.0
+
+
+async def test_retry_after_never_sleeps_past_the_deadline(make: Make) -> None:
+    w = make(script(ok(job("pending")), problem(503, "Down.", {"Retry-After": "60"})))
+    with pytest.raises(WaitTimeout):
+        await w.api.wait(JOB_ID, timeout=10.0)
+    assert w.clock.elapsed <= 10.0 + 1e-9
+    assert w.server.times[-1] == pytest.approx(10.0)
+
+
+GARBAGE = {
+    "html": html(200),
+    "invalid-json": raw(b'{"result": "pend'),
+    "unknown-result": ok({"result": "processing"}),
+    "empty": raw(b""),
+    "not-an-object": ok(["pending"]),
+    "text": raw(b"pending", "text/plain"),
+}
+
+
+@pytest.mark.parametrize("garbage", list(GARBAGE.values()), ids=list(GARBAGE))
+async def test_garbage_for_a_while_is_retried(make: Make, garbage: httpx2.Response) -> None:
+    w = make(script(ok(job("pending")), garbage, garbage, garbage, ok(job("completed"))))
+    result = await w.api.wait(JOB_ID)
+    assert result.result == "completed"
+    assert len(w.server.seen) == 5
+
+
+@pytest.mark.parametrize("attempts", [1, 4, 8])
+@pytest.mark.parametrize("garbage", list(GARBAGE.values())[:3], ids=list(GARBAGE)[:3])
+async def test_persistent_garbage_is_a_protocol_error_after_the_budget(
+    make: Make, garbage: httpx2.Response, attempts: int
+) -> None:
+    w = make(script(garbage), retry=RetryPolicy(attempts=attempts))
+    with pytest.raises(ProtocolError) as caught:
+        await w.api.wait(JOB_ID)
+    assert len(w.server.seen) == attempts
+    assert len(w.clock.sleeps) == attempts - 1
+    assert "GET" in str(caught.value)
+
+
+async def test_persistent_5xx_is_service_unavailable_after_the_budget(make: Make) -> None:
+    w = make(script(problem(503, "We are down for maintenance.")), retry=RetryPolicy(attempts=5))
+    with pytest.raises(ServiceUnavailable) as caught:
+        await w.api.wait(JOB_ID)
+    assert len(w.server.seen) == 5
+    assert caught.value.status == 503
+    assert "down for maintenance" in str(caught.value)
+
+
+async def test_default_retry_budget_is_eight_requests(make: Make) -> None:
+    w = make(script(html(502)))
+    with pytest.raises(ServiceUnavailable):
+        await w.api.get(JOB_ID)
+    assert len(w.server.seen) == RetryPolicy().attempts == 8
+    # Exponential: 0.2, 0.4, 0.8 ... each jittered in [0.5, 1] of the step.
+    for n, slept in enumerate(w.clock.sleeps, start=1):
+        assert 0.5 * 0.2 * 2 ** (n - 1) <= slept <= 0.2 * 2 ** (n - 1)
+
+
+TRANSPORT_ERRORS = [httpx2.ConnectError, httpx2.ReadTimeout, httpx2.RemoteProtocolError, httpx2.ReadError]
+
+
+@pytest.mark.parametrize("error", TRANSPORT_ERRORS, ids=lambda e: e.__name__)
+async def test_transport_errors_for_a_while_are_retried(make: Make, error: type[Exception]) -> None:
+    w = make(script(ok(job("pending")), error, error, ok(job("completed"))))
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert len(w.server.seen) == 4
+
+
+@pytest.mark.parametrize("error", TRANSPORT_ERRORS, ids=lambda e: e.__name__)
+async def test_persistent_transport_errors_are_a_transport_error(make: Make, error: type[Exception]) -> None:
+    w = make(script(error), retry=RetryPolicy(attempts=3))
+    with pytest.raises(TransportError) as caught:
+        await w.api.wait(JOB_ID)
+    assert len(w.server.seen) == 3
+    assert isinstance(caught.value.__cause__, error)
+
+
+async def test_failures_budget_is_per_request_not_per_wait(make: Make) -> None:
+    """Two failures between each successful poll never exhaust a budget of three."""
+    steps: list[Step] = []
+    for _ in range(6):
+        steps += [ok(job("pending")), httpx2.ConnectError, problem(503, "Busy.")]
+    w = make(script(*steps, ok(job("completed"))), retry=RetryPolicy(attempts=3))
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert len(w.server.seen) == 19
+
+
+async def test_a_transient_failure_never_becomes_a_wrong_result(make: Make) -> None:
+    """Whatever goes wrong in between, the answer is the terminal state the server reported."""
+    rng = random.Random(5)
+    bad: list[Step] = [html(502), raw(b"{"), httpx2.ConnectError, problem(500, "x"), ok({"result": "done"})]
+    steps: list[Step] = []
+    for _ in range(30):
+        steps.append(rng.choice(bad) if rng.random() < 0.4 else ok(job("pending")))
+    w = make(script(*steps, ok(job("error", error={"code": "internal_error", "message": "Boom."}))))
+    result = await w.api.wait(JOB_ID, raise_on_error=False)
+    assert result.result == "error"
+    assert result.error is not None
+    assert result.error.code == "internal_error"
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, InvalidRequest),
+        (401, Unauthorized),
+        (403, Unauthorized),
+        (404, NotFound),
+        (409, Conflict),
+        (413, InvalidRequest),
+        (422, InvalidRequest),
+    ],
+)
+async def test_refusals_map_to_typed_errors_with_the_detail(
+    make: Make, status: int, error: type[APIError]
+) -> None:
+    detail = f"Precise explanation number {status}."
+    w = make(script(problem(status, detail)))
+    with pytest.raises(error) as caught:
+        await w.api.get(JOB_ID)
+    assert detail in str(caught.value)
+    assert caught.value.status == status
+    assert caught.value.problem is not None
+    assert caught.value.problem.detail == detail
+    assert len(w.server.seen) == 1  # never retried
+
+
+async def test_a_refusal_without_problem_body_still_says_something(make: Make) -> None:
+    w = make(
+        script(httpx2.Response(404, content=b"no such thing here", headers={"Content-Type": "text/plain"}))
+    )
+    with pytest.raises(NotFound) as caught:
+        await w.api.get(JOB_ID)
+    assert "no such thing here" in str(caught.value)
+
+
+async def test_wait_on_an_unknown_job_is_not_found_at_once(make: Make) -> None:
+    w = make(script(problem(404, f"There is no job with id {JOB_ID!r}.")))
+    with pytest.raises(NotFound, match="There is no job"):
+        await w.api.wait(JOB_ID, timeout=30.0)
+    assert len(w.server.seen) == 1
+    assert w.clock.sleeps == []
+
+
+async def test_invalid_job_ids_are_refused_before_any_request(make: Make) -> None:
+    w = make(script(ok()))
+    for bad in ["", "../admin", "a/b"]:
+        with pytest.raises(ValueError, match="not a job id"):
+            await w.api.get(bad)
+    assert w.server.seen == []
+
+
+# --- create, list, translate ------------------------------------------------------------------
+
+
+def created(request: httpx2.Request) -> httpx2.Response:
+    body = json.loads(request.content)
+    return ok(job("pending", language=body["language"], video_seconds=body["video_seconds"]), status=201)
+
+
+async def test_create_sends_an_idempotency_key_and_retries_reuse_it(make: Make) -> None:
+    w = make(script(problem(503, "Busy."), httpx2.ConnectError, html(502), created))
+    result = await w.api.create("de", 12.5, simulate={"duration_seconds": 3.0})
+    assert result.language == "de"
+    posts = w.server.requests("POST")
+    assert len(posts) == 4
+    keys = {s.request.headers.get("idempotency-key") for s in posts}
+    assert len(keys) == 1
+    (key,) = keys
+    assert key
+    assert 16 <= len(key) <= 255
+    body = json.loads(posts[0].request.content)
+    assert body["language"] == "de"
+    assert body["video_seconds"] == 12.5
+    assert body["simulate"]["duration_seconds"] == 3.0
+    assert posts[0].request.url.path == "/v1/jobs"
+    assert posts[0].request.headers["content-type"] == "application/json"
+
+
+async def test_each_create_has_its_own_key_unless_given(make: Make) -> None:
+    w = make(script(created))
+    await w.api.create("fr", 5.0)
+    await w.api.create("fr", 5.0)
+    await w.api.create("fr", 5.0, idempotency_key="my-order-42")
+    keys = [s.request.headers["idempotency-key"] for s in w.server.seen]
+    assert keys[0] != keys[1]
+    assert keys[2] == "my-order-42"
+
+
+async def test_create_refused_is_invalid_request_with_the_detail(make: Make) -> None:
+    w = make(script(problem(422, "Unknown language 'xx'; supported: de, fr.")))
+    with pytest.raises(InvalidRequest, match="Unknown language 'xx'"):
+        await w.api.create("xx", 5.0)
+    assert len(w.server.seen) == 1
+
+
+async def test_jobs_follows_the_pages(make: Make) -> None:
+    ids = [f"job_{i:032x}" for i in range(5)]
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        start = int(request.url.params.get("cursor", "0"))
+        limit = int(request.url.params["limit"])
+        items = [job("completed", id=i) for i in ids[start : start + limit]]
+        cursor = str(start + limit) if start + limit < len(ids) else None
+        return ok({"items": items, "next_cursor": cursor})
+
+    w = make(answer)
+    listed = await w.api.jobs(page_size=2)
+    assert [j.id for j in listed] == ids
+    assert len(w.server.seen) == 3
+    assert [s.request.url.params.get("cursor") for s in w.server.seen] == [None, "2", "4"]
+    await w.api.jobs("completed", page_size=50)
+    assert w.server.seen[-1].request.url.params["result"] == "completed"
+
+
+async def test_translate_creates_then_waits(make: Make) -> None:
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if request.method == "POST":
+            return created(request)
+        return ok(job("completed" if at >= 2.0 else "pending"))
+
+    w = make(answer)
+    result = await w.api.translate("ja", 30.0)
+    assert result.result == "completed"
+    assert w.server.seen[0].request.method == "POST"
+    assert all(s.request.url.path == PATH for s in w.server.seen[1:])
+
+
+# --- per-request timeouts ---------------------------------------------------------------------
+
+
+async def test_every_request_gets_a_usable_timeout_up_to_the_deadline(make: Make) -> None:
+    """Near the deadline a request's timeout shrinks, but never to zero: a zero timeout cannot succeed."""
+    w = make(script(ok(job("pending")), problem(503, "Busy.", {"Retry-After": "60"})), timeout=5.0)
+    with pytest.raises(WaitTimeout):
+        await w.api.wait(JOB_ID, timeout=10.0)
+    assert len(w.server.seen) >= 2
+    for seen in w.server.seen:
+        assert 0.2 <= seen.timeout["read"] <= 10.0, (seen.at, seen.timeout)
+
+
+async def test_the_clients_timeout_bounds_polls_to_a_server_that_ignores_long_poll(make: Make) -> None:
+    """``timeout`` bounds each request. A server that ignored ``Prefer: wait`` once is polled
+    plainly after that, so a stalled answer costs ``timeout``, not the long-poll's hold."""
+    w = make(timed(20.0), timeout=0.5)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    for seen in w.server.seen[1:]:
+        assert seen.timeout["read"] <= 0.5, (seen.at, seen.request.headers.get("prefer"), seen.timeout)
+
+
+# --- vtrans.testing ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_client(kind: str) -> Iterator[Callable[[Answer], Api]]:
+    """A client on the real ``SystemClock`` (no ``clock=``), its peer answering instantly."""
+    made: list[Client | AsyncClient] = []
+
+    def factory(answer: Answer) -> Api:
+        n = [0]
+
+        def handler(request: httpx2.Request) -> httpx2.Response:
+            n[0] += 1
+            return answer(request, n[0] - 1, 0.0)
+
+        client: Client | AsyncClient
+        if kind == "sync":
+            client = Client(
+                URL, http_client=httpx2.Client(base_url=URL, transport=httpx2.MockTransport(handler))
+            )
+        else:
+            http = httpx2.AsyncClient(base_url=URL, transport=httpx2.MockTransport(handler))
+            client = AsyncClient(URL, http_client=http)
+        made.append(client)
+        return Api(client)
+
+    yield factory
+    for client in made:
+        if isinstance(client, Client):
+            client.close()
+
+
+async def test_set_testing_makes_long_waits_instant(real_client: Callable[[Answer], Api]) -> None:
+    api = real_client(script(ok(job("pending", estimated_seconds_remaining=30.0)), ok(job("completed"))))
+    started = time.monotonic()
+    with vtrans.testing.set_testing(True):
+        assert vtrans.testing.is_testing()
+        assert (await api.wait(JOB_ID)).result == "completed"
+    assert time.monotonic() - started < 2.0
+    assert not vtrans.testing.is_testing()
+
+
+async def test_set_testing_makes_timeouts_and_retries_instant(real_client: Callable[[Answer], Api]) -> None:
+    api = real_client(script(problem(503, "Later.", {"Retry-After": "20"}), ok(job("pending"))))
+    started = time.monotonic()
+    with vtrans.testing.set_testing(True), pytest.raises(WaitTimeout) as caught:
+        await api.wait(JOB_ID, timeout=30.0)
+    assert time.monotonic() - started < 2.0
+    assert caught.value.waited >= 30.0  # 30 virtual seconds passed, deadline and all
+    assert caught.value.requests <= 15

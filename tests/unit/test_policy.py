@@ -1,0 +1,403 @@
+"""The waiting and retry policies on virtual time: no clock, no sleeping, only arithmetic.
+
+``run_schedule`` drives a :class:`Poller` the way a driver on a virtual clock does (the benchmark,
+or a client in ``vtrans.testing`` mode): poll at the start, sleep what the poller says, poll again.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from itertools import pairwise
+
+import pytest
+
+from vtrans.client.policy import Poller, PollPolicy, RetryPolicy
+
+R = 1.5  # the default factor
+
+
+def run_schedule(
+    policy: PollPolicy, duration: float, seed: int = 0, latency: float = 1e-6, start: float = 1000.0
+) -> tuple[list[float], float]:
+    """Poll a job that finishes ``duration`` s after the wait starts, with no hints.
+
+    Returns the poll times (relative to the start, the first one at 0) and the time the
+    completion was seen. ``latency`` is how long each request takes (a microsecond, unless a
+    test asks for the zero-latency world of a purely virtual clock).
+    """
+    poller = Poller(policy, start, random.Random(seed))
+    now, polls = start, []
+    while True:
+        polls.append(now - start)
+        now += latency
+        if polls[-1] >= duration:
+            return polls, polls[-1]
+        now += poller.next_delay(now, None)
+        assert len(polls) < 10_000, "the schedule does not advance"
+
+
+def schedule_points(policy: PollPolicy, phase: float, until: float) -> list[float]:
+    """The ideal geometric schedule ``first * factor**(i + phase)``, uncapped, up to ``until``."""
+    points: list[float] = []
+    i = 0
+    while not points or points[-1] < until:
+        points.append(policy.first * policy.factor ** (i + phase))
+        i += 1
+    return points
+
+
+# --- the geometric schedule -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("random_phase", [False, True])
+@pytest.mark.parametrize("seed", range(3))
+def test_polls_follow_the_geometric_schedule_exactly(random_phase: bool, seed: int) -> None:
+    """On virtual time, every poll lands on ``first * factor**(i + phase)``: no extra request.
+
+    A driver on a virtual clock (zero latency) asks the poller at exactly the previous
+    schedule point; the poller must then answer the gap to the *next* point, not a tiny
+    rounding residue clamped up to ``min_interval`` (which would be a wasted request).
+    """
+    policy = PollPolicy(random_phase=random_phase, max_interval=1e9)
+    phase = Poller(policy, 0.0, random.Random(seed)).phase
+    polls, _ = run_schedule(policy, duration=200.0, seed=seed, latency=0.0)
+    expected = schedule_points(policy, phase, until=200.0)
+    assert polls[0] == 0.0
+    assert len(polls) - 1 == len(expected), f"extra polls: {polls[1:]} vs {expected}"
+    assert polls[1:] == pytest.approx(expected, rel=1e-9)
+    ratios = [b / a for a, b in pairwise(polls[1:])]
+    assert ratios == pytest.approx([R] * len(ratios), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_schedule_is_kept_when_requests_take_time(seed: int) -> None:
+    """Request latency does not shift the schedule: the next poll still lands on the next point."""
+    policy = PollPolicy(max_interval=1e9)
+    phase = Poller(policy, 0.0, random.Random(seed)).phase
+    polls, _ = run_schedule(policy, duration=100.0, seed=seed, latency=0.01)
+    assert polls[1:] == pytest.approx(schedule_points(policy, phase, until=100.0), rel=1e-9)
+
+
+def test_phase_is_random_only_when_asked() -> None:
+    phases = {Poller(PollPolicy(), 0.0, random.Random(seed)).phase for seed in range(50)}
+    assert len(phases) == 50
+    assert all(0.0 <= p < 1.0 for p in phases)
+    assert {Poller(PollPolicy(random_phase=False), 0.0, random.Random(s)).phase for s in range(5)} == {0.0}
+
+
+def test_first_poll_after_start_is_first_times_factor_to_the_phase() -> None:
+    policy = PollPolicy(first=0.4, factor=2.0)
+    for seed in range(20):
+        poller = Poller(policy, 50.0, random.Random(seed))
+        assert poller.next_delay(50.0, None) == pytest.approx(0.4 * 2.0**poller.phase)
+
+
+def log_uniform(rng: random.Random, lo: float, hi: float) -> float:
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+@pytest.mark.parametrize("factor", [1.2, 1.5, 2.0])
+def test_worst_case_relative_lag_is_factor_minus_one(factor: float) -> None:
+    """Over 2,000 durations (past the first poll, below the cap) lag <= (factor - 1) * duration."""
+    policy = PollPolicy(factor=factor, max_interval=1e9)
+    rng = random.Random(42)
+    worst = 0.0
+    for n in range(2000):
+        duration = log_uniform(rng, policy.first * factor, 300.0)
+        polls, seen = run_schedule(policy, duration, seed=n)
+        lag = seen - duration
+        assert 0.0 <= lag <= (factor - 1) * duration + 1e-9, (duration, polls)
+        worst = max(worst, lag / duration)
+    # The bound is tight: some durations fall just after a poll.
+    assert worst > 0.9 * (factor - 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_requests_grow_logarithmically(seed: int) -> None:
+    """About ``log_factor(duration / first)`` requests: at most that + 2 (the poll at 0 and the last)."""
+    policy = PollPolicy(max_interval=1e9)
+    rng = random.Random(seed)
+    for _ in range(200):
+        duration = log_uniform(rng, 1.0, 1000.0)
+        polls, _ = run_schedule(policy, duration, seed=rng.randrange(10**9))
+        assert len(polls) <= math.ceil(math.log(duration / policy.first, R)) + 2, polls
+
+
+def mean_lag_and_requests(policy: PollPolicy, durations: list[float], seed: int) -> tuple[float, float]:
+    lags, requests = [], []
+    for n, duration in enumerate(durations):
+        polls, seen = run_schedule(policy, duration, seed=seed + n)
+        lags.append((seen - duration) / duration)
+        requests.append(len(polls))
+    return statistics.fmean(lags), statistics.fmean(requests)
+
+
+def test_random_phase_lowers_the_mean_lag_against_unlucky_durations() -> None:
+    """Durations just after the fixed schedule's polls are any fixed schedule's worst case:
+    there the fixed phase lags by ~(r - 1) = 50 % of the duration, the random phase by
+    (r - 1) / ln r - 1 = 23 % on average, for no more requests (2,000 seeded durations)."""
+    rng = random.Random(7)
+    fixed_policy = PollPolicy(random_phase=False, max_interval=1e9)
+    durations = [fixed_policy.first * R ** rng.randint(1, 10) * 1.0001 for _ in range(2000)]
+    fixed_lag, fixed_requests = mean_lag_and_requests(fixed_policy, durations, seed=0)
+    random_lag, random_requests = mean_lag_and_requests(PollPolicy(max_interval=1e9), durations, seed=0)
+    assert fixed_lag == pytest.approx(R - 1, abs=0.01)
+    assert random_lag == pytest.approx((R - 1) / math.log(R) - 1, abs=0.02)
+    assert random_requests <= fixed_requests
+
+
+def test_random_phase_costs_what_a_fixed_schedule_of_the_same_mean_phase_costs() -> None:
+    """Over durations spread evenly in log scale (whole octaves of the factor), the random phase
+    makes as many requests as the fixed schedule started at its mean phase, with the same mean lag."""
+    rng = random.Random(11)
+    durations = [0.5 * R ** rng.uniform(2, 12) for _ in range(2000)]
+    fixed = PollPolicy(first=0.5 * R**0.5, random_phase=False, max_interval=1e9)
+    fixed_lag, fixed_requests = mean_lag_and_requests(fixed, durations, seed=0)
+    random_lag, random_requests = mean_lag_and_requests(PollPolicy(max_interval=1e9), durations, seed=0)
+    assert random_requests == pytest.approx(fixed_requests, abs=0.1)
+    assert random_lag == pytest.approx(fixed_lag, abs=0.02)
+    assert random_lag == pytest.approx((R - 1) / math.log(R) - 1, abs=0.02)
+
+
+@pytest.mark.parametrize("duration", [1.3, 4.2, 17.0, 55.5])
+def test_random_phase_mean_lag_is_the_same_for_every_duration(duration: float) -> None:
+    """Whatever the duration, the lag averaged over the phase is (r - 1) / ln r - 1 of it; a fixed
+    schedule's is anywhere in [0, r - 1) depending on where the duration falls."""
+    policy = PollPolicy(max_interval=1e9)
+    lags = [(run_schedule(policy, duration, seed=n)[1] - duration) / duration for n in range(2000)]
+    assert statistics.fmean(lags) == pytest.approx((R - 1) / math.log(R) - 1, abs=0.015)
+    assert max(lags) <= R - 1 + 1e-9
+
+
+# --- cap and floor ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_max_interval_caps_the_gap_and_the_lag(seed: int) -> None:
+    policy = PollPolicy(max_interval=5.0)
+    rng = random.Random(seed)
+    for _ in range(50):
+        duration = rng.uniform(20.0, 500.0)
+        polls, seen = run_schedule(policy, duration, seed=rng.randrange(10**9))
+        gaps = [b - a for a, b in pairwise(polls)]
+        assert max(gaps) <= 5.0 + 1e-5  # the sleep, plus the request's microsecond
+        assert seen - duration <= 5.0 + 1e-5
+        # Polling at the cap costs about duration / cap requests, plus the geometric ramp (and,
+        # as it stands, one short gap per schedule point passed while capped: log-many).
+        assert len(polls) <= duration / 5.0 + math.log(duration / policy.first, R) + 2
+
+
+def test_max_interval_bounds_the_gap_even_long_after_the_start() -> None:
+    poller = Poller(PollPolicy(max_interval=30.0), 0.0, random.Random(1))
+    for elapsed in (100.0, 1e3, 1e5, 1e7):
+        assert 0.0 < poller.next_delay(elapsed, None) <= 30.0
+
+
+def test_min_interval_is_the_shortest_gap() -> None:
+    policy = PollPolicy(first=0.5, random_phase=False, min_interval=0.2)
+    poller = Poller(policy, 0.0, random.Random(0))
+    # Just before a schedule point (0.75), the gap would be 1 ms: it is raised to min_interval.
+    assert poller.next_delay(0.749, None) == pytest.approx(0.2)
+    # A min_interval longer than the schedule's early gaps slows the start.
+    slow = PollPolicy(first=0.1, min_interval=1.0, max_interval=10.0)
+    polls, _ = run_schedule(slow, duration=30.0)
+    assert min(b - a for a, b in pairwise(polls)) >= 1.0 - 1e-9
+
+
+# --- hints ------------------------------------------------------------------------------------
+
+
+def test_first_hint_is_followed_exactly() -> None:
+    poller = Poller(PollPolicy(), 0.0, random.Random(0))
+    assert poller.next_delay(0.0, 7.3) == 7.3
+    # Longer than max_interval too: the server knows best (up to max_hint).
+    poller = Poller(PollPolicy(max_interval=5.0), 0.0, random.Random(0))
+    assert poller.next_delay(0.0, 42.0) == 42.0
+
+
+def test_short_hints_re_ramp_from_hint_floor_by_factor() -> None:
+    """Once a hint proved short (still pending), sleeps are at least ``hint_floor * factor**k``."""
+    policy = PollPolicy(hint_floor=0.1, factor=2.0, max_interval=3.0)
+    poller = Poller(policy, 0.0, random.Random(0))
+    t = 0.0
+    first = poller.next_delay(t, 2.0)
+    assert first == 2.0
+    sleeps = []
+    for _ in range(8):
+        t += 1.0
+        sleeps.append(poller.next_delay(t, 0.0))  # "any moment now", again and again
+    # 0.1 * 2**k, then capped at max_interval.
+    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.0, 3.0, 3.0])
+
+
+def test_a_hint_longer_than_the_floor_wins() -> None:
+    poller = Poller(PollPolicy(hint_floor=0.1), 0.0, random.Random(0))
+    assert poller.next_delay(0.0, 5.0) == 5.0
+    assert poller.next_delay(5.0, 0.0) == pytest.approx(0.1)
+    assert poller.next_delay(5.1, 2.5) == 2.5  # a new, longer estimate is followed
+    assert poller.next_delay(7.6, 0.01) == pytest.approx(0.1 * 1.5**2)
+
+
+def test_a_tiny_hint_is_raised_to_min_interval() -> None:
+    poller = Poller(PollPolicy(min_interval=0.05), 0.0, random.Random(0))
+    assert poller.next_delay(0.0, 0.0) == pytest.approx(0.05)
+    assert Poller(PollPolicy(), 0.0, random.Random(0)).next_delay(0.0, -3.0) == pytest.approx(0.05)
+
+
+def test_max_hint_caps_a_long_estimate() -> None:
+    poller = Poller(PollPolicy(max_hint=60.0), 0.0, random.Random(0))
+    assert poller.next_delay(0.0, 1e6) == 60.0
+
+
+@pytest.mark.parametrize("hint", [math.inf, math.nan])
+def test_a_non_finite_hint_falls_back_to_the_schedule(hint: float) -> None:
+    policy = PollPolicy(random_phase=False)
+    with_hint = Poller(policy, 0.0, random.Random(0))
+    without = Poller(policy, 0.0, random.Random(0))
+    for now in (0.0, 0.7, 3.3, 10.0):
+        assert with_hint.next_delay(now, hint) == without.next_delay(now, None)
+
+
+def test_use_hints_false_ignores_hints() -> None:
+    policy = PollPolicy(use_hints=False, random_phase=False)
+    hinted = Poller(policy, 0.0, random.Random(0))
+    plain = Poller(policy, 0.0, random.Random(0))
+    for now, hint in [(0.0, 100.0), (0.5, 0.0), (0.75, 3.0), (1.2, 50.0)]:
+        assert hinted.next_delay(now, hint) == plain.next_delay(now, None)
+    assert hinted.hinted_polls == 0
+
+
+def test_polls_without_hint_between_hinted_ones_follow_the_schedule() -> None:
+    policy = PollPolicy(random_phase=False)
+    poller = Poller(policy, 0.0, random.Random(0))
+    assert poller.next_delay(0.0, 1.0) == 1.0
+    # No hint this time: back to the geometric schedule from the start of the wait (next point 1.125).
+    assert poller.next_delay(1.0, None) == pytest.approx(0.125)
+
+
+# --- long-poll and the deadline --------------------------------------------------------------
+
+
+def test_hold_asks_for_the_policys_long_poll_in_whole_seconds() -> None:
+    assert Poller(PollPolicy(), 0.0, random.Random(0)).hold(0.0) == 30
+    assert Poller(PollPolicy(long_poll=12.7), 0.0, random.Random(0)).hold(0.0) == 12
+    assert Poller(PollPolicy(long_poll=0), 0.0, random.Random(0)).hold(0.0) == 0
+    assert Poller(PollPolicy(), 0.0, random.Random(0), long_poll=False).hold(0.0) == 0
+
+
+def test_hold_ends_before_the_deadline() -> None:
+    poller = Poller(PollPolicy(), 0.0, random.Random(0), deadline=10.0)
+    assert poller.hold(0.0) == 9  # half a second early, whole seconds
+    assert poller.hold(8.0) == 1
+    assert poller.hold(8.6) == 0  # less than a second left to hold: a plain poll
+    assert poller.hold(12.0) == 0
+
+
+def test_a_full_hold_means_ask_again_at_once() -> None:
+    poller = Poller(PollPolicy(), 0.0, random.Random(0))
+    assert poller.hold(0.0) == 30
+    assert poller.next_delay(30.0, None, held=30.0) == 0.0
+    assert poller.hold(30.0) == 30
+    assert poller.next_delay(45.0, 5.0, held=15.0) == 0.0  # held for at least half of it
+    # Held only briefly (the server capped it): pace as usual.
+    assert poller.hold(45.0) == 30
+    assert poller.next_delay(47.0, 5.0, held=2.0) == 5.0
+
+
+def test_a_server_that_ignores_long_poll_is_no_longer_asked() -> None:
+    """Pending, answered at once, no ``Preference-Applied``: the server does not long-poll. Asking
+    again would only keep each request's timeout at the hold's length (see test_client_flows)."""
+    poller = Poller(PollPolicy(), 0.0, random.Random(0))
+    assert poller.hold(0.0) == 30
+    poller.next_delay(0.01, None, held=None)
+    assert poller.hold(0.5) == 0
+
+
+@pytest.mark.parametrize("hint", [None, 3.0, 1e6])
+def test_no_sleep_goes_past_the_deadline(hint: float | None) -> None:
+    poller = Poller(PollPolicy(), 0.0, random.Random(0), deadline=2.0)
+    for now in (0.0, 0.5, 1.9, 1.999, 2.0, 5.0):
+        delay = poller.next_delay(now, hint)
+        assert 0.0 <= delay <= max(0.0, 2.0 - now) + 1e-12
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+
+def test_retry_delay_is_exponential_jittered_and_bounded() -> None:
+    policy = RetryPolicy(attempts=20, backoff=0.2, max_backoff=10.0)
+    rng = random.Random(3)
+    for failures in range(1, 20):
+        base = min(10.0, 0.2 * 2 ** (failures - 1))
+        draws = [policy.delay(failures, None, rng) for _ in range(300)]
+        assert all(0.5 * base <= d <= base for d in draws), failures
+        # Jittered: the draws span the range instead of sitting on one value.
+        assert min(draws) < 0.55 * base
+        assert max(draws) > 0.95 * base
+        assert max(draws) <= policy.max_backoff
+
+
+def test_retry_delay_honours_retry_after() -> None:
+    policy = RetryPolicy(backoff=0.2, max_backoff=10.0, max_retry_after=120.0)
+    rng = random.Random(0)
+    assert policy.delay(1, 3.0, rng) == 3.0
+    assert policy.delay(1, 0.0, rng) <= 0.2  # a Retry-After shorter than the backoff: the backoff
+    assert policy.delay(8, 1.0, rng) >= 5.0
+    # A Retry-After longer than max_retry_after is cut to it.
+    assert policy.delay(1, 3600.0, rng) == 120.0
+    assert RetryPolicy(max_retry_after=5.0).delay(2, 30.0, rng) == 5.0
+
+
+def test_retry_delay_is_reproducible_with_a_seed() -> None:
+    policy = RetryPolicy()
+    a = [policy.delay(n, None, random.Random(9)) for n in range(1, 9)]
+    b = [policy.delay(n, None, random.Random(9)) for n in range(1, 9)]
+    assert a == b
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"first": 0.0},
+        {"first": -1.0},
+        {"first": math.nan},
+        {"factor": 1.0},
+        {"factor": 0.5},
+        {"factor": math.nan},
+        {"min_interval": 0.0},
+        {"min_interval": -0.1},
+        {"max_interval": 0.01, "min_interval": 0.05},
+        {"max_interval": math.nan},
+    ],
+)
+def test_invalid_poll_policy_is_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="PollPolicy"):
+        PollPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"attempts": 0},
+        {"attempts": -3},
+        {"backoff": -0.1},
+        {"backoff": 5.0, "max_backoff": 1.0},
+        {"backoff": math.nan},
+        {"max_backoff": math.nan},
+    ],
+)
+def test_invalid_retry_policy_is_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="RetryPolicy"):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_default_policies_are_valid_and_documented_values() -> None:
+    poll, retry = PollPolicy(), RetryPolicy()
+    assert (poll.first, poll.factor, poll.max_interval, poll.min_interval) == (0.5, 1.5, 30.0, 0.05)
+    assert retry.attempts >= 2
+    assert retry.backoff <= retry.max_backoff
