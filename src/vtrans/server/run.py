@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 
 import uvicorn
 from uvicorn.logging import DefaultFormatter
@@ -20,6 +21,7 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Serve until interrupted (SIGINT or SIGTERM)."""
+    _raise_open_files_limit()
     handler = logging.StreamHandler()
     handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
     service_log = logging.getLogger("vtrans")
@@ -34,3 +36,15 @@ def serve(
         backlog=4096,
         timeout_graceful_shutdown=2,
     )
+
+
+def _raise_open_files_limit() -> None:
+    """Allow as many connections as the system lets this process have (waiting clients hold one
+    each); the usual soft limit of 1024 would refuse the thousand-and-first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            logging.getLogger(__name__).warning("could not raise the open-files limit from %d", soft)
