@@ -51,6 +51,7 @@ T = TypeVar("T")
 JSON = "application/json"
 STATUS_JOB_KEY = "status_job_id"
 _encode = msgspec.json.encode
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class Service:
@@ -140,7 +141,7 @@ class Service:
     async def hold(self, jobs: list[StoredJob], request: Request) -> tuple[list[StoredJob], dict[str, str]]:
         """Honour ``Prefer: wait=N`` (RFC 7240): answer when one of the jobs leaves ``pending`` or
         after N seconds (capped by ``max_wait``), whichever comes first."""
-        wait = parse_prefer_wait(request.headers.get("prefer"))
+        wait = parse_prefer_wait(_header(request, b"prefer"))
         if wait is None:
             return jobs, {}
         applied = min(wait, self.config.max_wait)
@@ -157,15 +158,16 @@ class Service:
         """The job's state now, with a ``Retry-After`` hint while it is pending."""
         now = self.clock()
         state = state_at(job.timeline, now)
-        headers = {**(headers or {}), **self.hint_headers(state)}
-        return Response(_encode(to_wire(job, state, now)), status, headers, media_type=JSON)
+        response = Response(_encode(to_wire(job, state, now)), status, headers, media_type=JSON)
+        response.raw_headers += self.raw_hint_headers(state)
+        return response
 
-    def hint_headers(self, state: State) -> dict[str, str]:
-        headers = {"Cache-Control": "no-store"}
-        if state.estimated_remaining is not None:
-            hint = min(state.estimated_remaining, self.config.retry_after_max)
-            headers["Retry-After"] = format_retry_after(hint)
-        return headers
+    def raw_hint_headers(self, state: State) -> list[tuple[bytes, bytes]]:
+        """``Cache-Control: no-store``, and ``Retry-After`` while pending, as ASGI raw headers."""
+        if state.estimated_remaining is None:
+            return [_NO_STORE]
+        hint = min(state.estimated_remaining, self.config.retry_after_max)
+        return [_NO_STORE, (b"retry-after", format_retry_after(hint).encode())]
 
 
 def new_job_id() -> str:
@@ -187,11 +189,19 @@ def to_wire(job: StoredJob, state: State, now: float) -> Job:
         created_at=_time(job.timeline.created_at),
         finished_at=_time(state.finished_at),
         estimated_completion_at=None if remaining is None else _time(now + remaining),
-        estimated_seconds_remaining=None if remaining is None else round(remaining, 3),
+        estimated_seconds_remaining=None if remaining is None else max(0.001, round(remaining, 3)),
         error=state.error,
         source_url=job.source_url,
         callback_url=job.callback_url,
     )
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    """A request header by its lower-case name, without building Starlette's ``Headers``."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _service(request: Request) -> Service:
@@ -208,8 +218,9 @@ async def get_status(request: Request) -> Response:
     job = service.find(request.query_params.get("job_id") or service.status_job_id)
     [job], headers = await service.hold([job], request)
     state = state_at(job.timeline, service.clock())
-    headers.update(service.hint_headers(state))
-    return Response(_encode(StatusBody(result=state.result)), 200, headers, media_type=JSON)
+    response = Response(_encode(StatusBody(result=state.result)), 200, headers, media_type=JSON)
+    response.raw_headers += service.raw_hint_headers(state)
+    return response
 
 
 async def create_job(request: Request) -> Response:

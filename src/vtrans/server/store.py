@@ -78,6 +78,8 @@ _COLUMNS = (
     "id, seq, language, video_seconds, source_url, callback_url, created_at, planned_end, "
     "ends_at, outcome, error_code, error_message, progress_exponent, estimate_factor"
 )
+_GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = ?"
+_CACHE_SIZE = 10_000
 _DELIVERY = "id, job_id, url, due_at, attempts, state, last_error"
 _RESULT_FILTERS: dict[str, str] = {
     "pending": "ends_at > :now",
@@ -105,6 +107,9 @@ class Store:
             # the last transactions.
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # Decoded jobs by id. A row changes only through ``cancel``, which evicts it: this
+        # assumes this connection is the only writer (one serving process per database file).
+        self._cache: dict[str, StoredJob] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -172,8 +177,15 @@ class Store:
 
     def get(self, job_id: str) -> StoredJob | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else _job(row)
+            job = self._cache.get(job_id)
+            if job is None:
+                row = self._db.execute(_GET, (job_id,)).fetchone()
+                if row is None:
+                    return None
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
+                job = self._cache[job_id] = _job(row)
+        return job
 
     def get_many(self, job_ids: list[str]) -> dict[str, StoredJob]:
         """The jobs among ``job_ids`` that exist, by id."""
@@ -197,6 +209,7 @@ class Store:
                 "WHERE id = ? AND ends_at > ?",
                 (now, CANCELLED.code, CANCELLED.message, job_id, now),
             ).rowcount
+            self._cache.pop(job_id, None)
             if updated:
                 self._db.execute(
                     "UPDATE deliveries SET due_at = ? WHERE job_id = ? AND state = 'pending'", (now, job_id)
