@@ -397,3 +397,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("VTRANS_NO_SKIPS") == "1" and skipped and exitstatus == 0:
         print(f"\nVTRANS_NO_SKIPS=1: {skipped} test(s) were skipped; failing the run.")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="module")
+def module_service_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceFactory]:
+    """Like ``service_factory``, but the services live for the whole test module: for tests that
+    share one service started with particular flags (one start per module, not one per test)."""
+    directory = tmp_path_factory.mktemp("module-services")
+    made: list[ServiceProcess] = []
+    counter = itertools.count(1)
+
+    def make(
+        *args: str,
+        db_path: str | os.PathLike[str] | None = None,
+        defaults: bool = True,
+        start: bool = True,
+    ) -> ServiceProcess:
+        n = next(counter)
+        if db_path is None and _flag_value(args, "--store") != "memory":
+            db_path = directory / f"vtrans-{n}.db"
+        svc = ServiceProcess(_service_args(args, defaults), db_path, log_path=directory / f"service-{n}.log")
+        made.append(svc)
+        return svc.start() if start else svc
+
+    yield make
+    for svc in made:
+        svc.stop()

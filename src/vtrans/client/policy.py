@@ -107,13 +107,18 @@ class Poller:
         self.asked = int(hold) if hold >= 1 else 0
         return self.asked
 
-    def next_delay(self, now: float, hint: float | None, held: float | None = None) -> float:
+    def next_delay(
+        self, now: float, hint: float | None, held: float | None = None, applied: float | None = None
+    ) -> float:
         """Seconds to sleep after a pending answer seen at ``now`` that carried ``hint``.
 
-        ``held`` is how long the server held the request if it honoured the long-poll: a full
-        hold means "still pending", so the next poll goes out at once.
+        ``held`` is how long the server held the request if it honoured the long-poll, and
+        ``applied`` the hold it said it applied (``Preference-Applied: wait=N``, which a server's
+        cap may make shorter than asked): a full hold means "still pending", so the next poll
+        goes out at once.
         """
-        if held is not None and self.asked and held >= self.asked / 2:
+        full = self.asked if applied is None else min(self.asked, applied)
+        if held is not None and full > 0 and held >= full / 2:
             return 0.0
         if self.asked and held is None:
             # Still pending, answered at once: the server ignores Prefer: wait. Stop asking, so

@@ -116,7 +116,12 @@ class Observation:
 
     job: Job
     hint: float | None
-    held: bool
+    #: The hold the server applied (``Preference-Applied: wait=N``); ``None`` if it ignored ``Prefer``.
+    applied: float | None
+
+    @property
+    def held(self) -> bool:
+        return self.applied is not None
 
     @classmethod
     def parse(cls, reply: httpx2.Response) -> Observation:
@@ -124,11 +129,11 @@ class Observation:
         hint = job.estimated_seconds_remaining
         if hint is None:
             hint = parse_retry_after(reply.headers.get("retry-after"))
-        return cls(job, hint, _held(reply))
+        return cls(job, hint, _applied(reply))
 
 
-def _held(reply: httpx2.Response) -> bool:
-    return parse_prefer_wait(reply.headers.get("preference-applied")) is not None
+def _applied(reply: httpx2.Response) -> float | None:
+    return parse_prefer_wait(reply.headers.get("preference-applied"))
 
 
 def _prefer(hold: int) -> dict[str, str]:
@@ -177,7 +182,7 @@ def _poll(track: Tracker, path: str) -> Flow[Job]:
         now = clock.now()
         if track.expired():
             raise track.timeout()
-        delay = poller.next_delay(now, seen.hint, now - sent if seen.held else None)
+        delay = poller.next_delay(now, seen.hint, now - sent if seen.held else None, seen.applied)
         log.debug(
             "%s pending (progress %s, hint %s, held %s): next poll in %.2fs",
             track.name,
@@ -265,8 +270,8 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
             if track.expired():
                 raise track.timeout(list(pending)) from exc
             raise
-        result, held = reply
-        for job in result.items:
+        result, applied = reply
+        for job in sorted(result.items, key=_finished_at):
             if job.id in pending:
                 del pending[job.id]
                 finished[job.id] = job
@@ -276,7 +281,8 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
         now = clock.now()
         if track.expired():
             raise track.timeout(list(pending))
-        delay = 0.0 if result.items else poller.next_delay(now, None, now - sent if held else None)
+        held = now - sent if applied is not None else None
+        delay = 0.0 if result.items else poller.next_delay(now, None, held, applied)
         if delay > 0:
             yield Sleep(delay)
     log.info(
@@ -290,5 +296,9 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
     return jobs
 
 
-def _parse_batch(reply: httpx2.Response) -> tuple[JobsWaitResult, bool]:
-    return decode(JobsWaitResult)(reply), _held(reply)
+def _finished_at(job: Job) -> float:
+    return job.finished_at.timestamp() if job.finished_at else 0.0
+
+
+def _parse_batch(reply: httpx2.Response) -> tuple[JobsWaitResult, float | None]:
+    return decode(JobsWaitResult)(reply), _applied(reply)
