@@ -8,8 +8,10 @@ the ``set_testing`` tests, which measure that the real clock is *not* used.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -171,6 +173,13 @@ def timed(done_at: float, result: str = "completed", hint: bool = False) -> Answ
     return answer
 
 
+#: The policy of the tests of the mechanics (schedule, deadline, long-poll, retries): explicit, not
+#: the defaults, which the benchmark tunes. Fixed phase: polls at 0, 0.5, 0.75, 1.125 ...
+SCHEDULE = PollPolicy(first=0.5, factor=1.5, max_interval=30.0, random_phase=False, long_poll=30.0)
+#: ... and hints followed exactly (no share of the first, no countdown rate), as in vtrans 0.1.0.
+EXACT_HINTS = dataclasses.replace(SCHEDULE, hint_fraction=1.0, hint_rate=False)
+
+
 def schedule(first: float, factor: float, until: float) -> list[float]:
     """Poll times of the fixed-phase geometric schedule up to the first one >= ``until``."""
     points, i = [0.0], 0
@@ -257,25 +266,71 @@ def make(kind: str) -> Iterator[Make]:
 @pytest.mark.parametrize("latency", [0.0, 0.01])
 async def test_wait_polls_on_the_geometric_schedule_and_no_more(make: Make, latency: float) -> None:
     """No hints: requests go out exactly at 0, first, first*factor, ... until one sees the end."""
-    w = make(timed(4.0), latency=latency)
+    w = make(timed(4.0), latency=latency, poll=SCHEDULE)
     result = await w.api.wait(JOB_ID)
     assert result.result == "completed"
     assert result.id == JOB_ID
-    expected = schedule(0.5, 1.5, until=4.0)  # 0, 0.5, 0.75, 1.125, 1.69, 2.53, 3.80, 5.70
+    expected = schedule(SCHEDULE.first, SCHEDULE.factor, until=4.0)  # 0, 0.5, 0.75, 1.125, ... 5.70
     assert w.server.times == pytest.approx(expected, abs=1e-6)
     assert all(s.request.method == "GET" and s.request.url.path == PATH for s in w.server.seen)
 
 
 async def test_wait_follows_the_servers_estimate(make: Make) -> None:
-    """An exact estimate costs two requests: one to learn it, one when it says the job is done."""
-    w = make(timed(7.5, hint=True))
+    """Followed exactly (``hint_fraction=1``, no countdown rate), an exact estimate costs two
+    requests: one to learn it, one when it says the job is done."""
+    w = make(timed(7.5, hint=True), poll=EXACT_HINTS)
     assert (await w.api.wait(JOB_ID)).result == "completed"
     assert w.server.times == pytest.approx([0.0, 7.5])
     assert w.clock.sleeps == pytest.approx([7.5])
 
 
+def biased(done_at: float, bias: float) -> Answer:
+    """A job pending until ``done_at``, answered as the service answers: the estimate is ``bias``
+    times the time really left (in ms, at least 1 ms), ``Retry-After`` in whole seconds; a server
+    that ignores ``Prefer: wait``."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if at >= done_at:
+            return ok(job("completed", progress=1.0))
+        estimate = max(0.001, round(bias * (done_at - at), 3))
+        retry_after = {"Retry-After": str(min(60, math.ceil(estimate)))}
+        return ok(job("pending", estimated_seconds_remaining=estimate), headers=retry_after)
+
+    return answer
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.002, 0.05])
+@pytest.mark.parametrize("duration", [3.0, 10.0, 60.0, 300.0, 1800.0])
+async def test_the_default_client_sees_through_an_estimate_20_percent_too_long(
+    make: Make, duration: float, latency: float
+) -> None:
+    """The default policy: half of the first estimate, then the second estimate divided by the rate
+    it counted down at (1.2 s per second), which ends at the job's true end. Detected within
+    max(0.5 s, 5 % of D) for at most 4 requests (a 30-min job: the 600 s ``max_hint`` adds one)."""
+    w = make(biased(duration, 1.2), latency=latency, poll=None)  # poll=None: the client's default
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    lag = w.clock.elapsed - duration
+    assert 0.0 <= lag <= max(0.5, 0.05 * duration), (lag, w.server.times)
+    assert len(w.server.seen) <= 4, w.server.times
+    # 0.6 D (half of 1.2 D), then the rest, 0.4 D, to the end (or, landing a rounding error
+    # early, one short re-poll later); past 1000 s both sleeps are cut to max_hint.
+    if duration <= 1000.0:
+        expected = [0.0, latency + 0.6 * duration, latency + duration]
+    else:
+        expected = [0.0, latency + 600.0, 2 * latency + 1200.0, latency + duration]
+    assert w.server.times[: len(expected)] == pytest.approx(expected, abs=0.01)
+
+
+async def test_the_default_client_sleeps_half_an_exact_estimate_then_the_rest(make: Make) -> None:
+    """An exact estimate costs one request more than following it blindly, for no lag."""
+    w = make(timed(7.5, hint=True), poll=None)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert w.server.times == pytest.approx([0.0, 3.75, 7.5])
+    assert w.clock.sleeps == pytest.approx([3.75, 3.75])
+
+
 async def test_wait_follows_retry_after_when_the_body_has_no_estimate(make: Make) -> None:
-    w = make(script(ok(headers={"Retry-After": "3"}), ok(job("completed"))))
+    w = make(script(ok(headers={"Retry-After": "3"}), ok(job("completed"))), poll=EXACT_HINTS)
     assert (await w.api.wait(JOB_ID)).result == "completed"
     assert w.clock.sleeps == [3.0]
     assert len(w.server.seen) == 2
@@ -289,7 +344,7 @@ async def test_a_short_estimate_is_followed_by_a_quick_re_ramp(make: Make) -> No
             return ok(job("completed"))
         return ok(job("pending", estimated_seconds_remaining=max(0.0, 2.0 - at)))
 
-    w = make(answer)
+    w = make(answer, poll=EXACT_HINTS)
     assert (await w.api.wait(JOB_ID)).result == "completed"
     # 0 -> sleep 2 (the estimate); then hint_floor * 1.5**k: 0.1, 0.15, 0.225, 0.3375 ...
     assert w.clock.sleeps[0] == pytest.approx(2.0)
@@ -300,7 +355,7 @@ async def test_a_short_estimate_is_followed_by_a_quick_re_ramp(make: Make) -> No
 
 @pytest.mark.parametrize("latency", [0.0, 0.013])
 async def test_deadline_is_kept_and_the_last_poll_is_at_the_deadline(make: Make, latency: float) -> None:
-    w = make(timed(1000.0), latency=latency)
+    w = make(timed(1000.0), latency=latency, poll=SCHEDULE)
     with pytest.raises(WaitTimeout) as caught:
         await w.api.wait(JOB_ID, timeout=30.0)
     times = w.server.times
@@ -315,13 +370,13 @@ async def test_deadline_is_kept_and_the_last_poll_is_at_the_deadline(make: Make,
     assert error.job.result == "pending"
     assert error.job.progress == pytest.approx(times[-1] / 1000.0)  # the *last* state seen
     # About log_1.5(30 / 0.5) + 2 requests: the schedule, plus the poll at the deadline.
-    assert len(times) == len([t for t in schedule(0.5, 1.5, 30.0) if t < 30.0]) + 1
+    assert len(times) == len([t for t in schedule(SCHEDULE.first, SCHEDULE.factor, 30.0) if t < 30.0]) + 1
     assert isinstance(error, TimeoutError)
     assert "30.0s" in str(error)
 
 
 async def test_an_estimate_past_the_deadline_is_not_overslept(make: Make) -> None:
-    w = make(timed(100.0, hint=True))
+    w = make(timed(100.0, hint=True), poll=EXACT_HINTS)
     with pytest.raises(WaitTimeout):
         await w.api.wait(JOB_ID, timeout=10.0)
     assert w.server.times == pytest.approx([0.0, 10.0])
@@ -329,7 +384,7 @@ async def test_an_estimate_past_the_deadline_is_not_overslept(make: Make) -> Non
 
 
 async def test_a_job_done_at_the_deadline_is_returned(make: Make) -> None:
-    w = make(timed(10.0, hint=False))
+    w = make(timed(10.0, hint=False), poll=SCHEDULE)
     result = await w.api.wait(JOB_ID, timeout=10.0)
     assert result.result == "completed"
     assert w.server.times[-1] == pytest.approx(10.0)
@@ -472,7 +527,7 @@ def holding(done_at: float, clock: FakeClock) -> Answer:
 
 async def test_long_poll_costs_one_request_per_hold_and_no_lag(make: Make) -> None:
     clock = FakeClock()
-    w = make(holding(70.0, clock), clock=clock)
+    w = make(holding(70.0, clock), clock=clock, poll=SCHEDULE)
     assert (await w.api.wait(JOB_ID)).result == "completed"
     assert w.server.times == pytest.approx([0.0, 30.0, 60.0])
     assert clock.elapsed == pytest.approx(70.0)  # seen the moment it ended
@@ -481,7 +536,7 @@ async def test_long_poll_costs_one_request_per_hold_and_no_lag(make: Make) -> No
 
 async def test_long_poll_never_holds_past_the_deadline(make: Make) -> None:
     clock = FakeClock()
-    w = make(holding(1e9, clock), clock=clock)
+    w = make(holding(1e9, clock), clock=clock, poll=SCHEDULE)
     with pytest.raises(WaitTimeout):
         await w.api.wait(JOB_ID, timeout=45.0)
     assert clock.elapsed <= 45.0 + 1e-9
@@ -510,11 +565,11 @@ async def test_poll_transport_never_asks_the_server_to_hold(make: Make) -> None:
     ids=["500", "502-html", "503", "504", "429-retry-after", "503-retry-after"],
 )
 async def test_transient_statuses_are_retried(make: Make, failure: httpx2.Response) -> None:
-    w = make(script(ok(job("pending")), failure, failure, ok(job("completed"))))
+    w = make(script(ok(job("pending")), failure, failure, ok(job("completed"))), poll=SCHEDULE)
     assert (await w.api.wait(JOB_ID)).result == "completed"
     assert len(w.server.seen) == 4  # exactly: one poll, two failures, the answer
     poll_sleep, *retry_sleeps = w.clock.sleeps
-    assert poll_sleep == pytest.approx(0.5)
+    assert poll_sleep == pytest.approx(SCHEDULE.first)
     if "retry-after" in failure.headers:
         assert retry_sleeps == [2.0, 2.0]
     else:

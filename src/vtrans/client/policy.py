@@ -22,20 +22,32 @@ class PollPolicy:
     about ``log_factor(duration / first)`` requests.
 
     With a hint (the body's ``estimated_seconds_remaining``, else ``Retry-After``), the client
-    sleeps until the hinted time; if the job is still pending, the next sleep is at least a
-    short interval that grows by ``factor`` each time (estimates are noisy).
+    sleeps ``hint_fraction`` of it: estimates are noisy, and waking early costs one request where
+    waking late costs lag. The next answer's hint, compared with the first, shows how fast the
+    server's estimate really counts down (``hint_rate``): an estimate 20 % too long shrinks by
+    1.2 s per second, so the client then sleeps ``hint / 1.2``, to the moment the job should end.
+    If the job is still pending, the next sleep is at least a short interval that grows by
+    ``factor`` each time.
+
+    The defaults come from ``benchmarks/polling.py`` (see BENCHMARKS.md): no job of a translation
+    service ends in less than a few seconds, so polls before ``first`` are wasted.
     """
 
-    #: Seconds from the start of the wait to the first scheduled re-poll (before the phase).
-    first: float = 0.5
+    #: Seconds from the start of the wait to the first scheduled re-poll (before the phase). The
+    #: first re-poll comes at most ``max(first, max_interval)`` after the start.
+    first: float = 3.0
     #: Growth of the schedule; the worst-case lag is ``(factor - 1)`` times the job's duration.
-    factor: float = 1.5
-    #: Longest gap between two polls, which bounds the lag on long jobs.
-    max_interval: float = 30.0
+    factor: float = 1.8
+    #: Longest gap between two polls (unless ``first`` is longer), which bounds the lag on long jobs.
+    max_interval: float = 20.0
     #: Shortest gap between two polls.
     min_interval: float = 0.05
     #: Once a hint proved short, the next sleep is at least this, growing by ``factor`` each time.
     hint_floor: float = 0.1
+    #: Share of a hint to sleep until the estimate's rate is known (1: trust it fully).
+    hint_fraction: float = 0.5
+    #: Correct hints by the rate at which the server's estimate counts down between two answers.
+    hint_rate: bool = True
     #: Draw the schedule's phase at random: same requests, lower mean lag.
     random_phase: bool = True
     #: Follow the server's estimates and ``Retry-After``.
@@ -51,6 +63,8 @@ class PollPolicy:
             raise ValueError("PollPolicy.long_poll must be >= 0")
         if not (self.first > 0 and self.factor > 1 and self.max_interval >= self.min_interval > 0):
             raise ValueError("PollPolicy needs first > 0, factor > 1 and max_interval >= min_interval > 0")
+        if not 0 < self.hint_fraction <= 1:
+            raise ValueError("PollPolicy.hint_fraction must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,10 @@ class RetryPolicy:
         return delay
 
 
+#: Rates of an estimate's countdown (estimate seconds per second) believed: outside, it jumped.
+HINT_RATES = (0.5, 2.0)
+
+
 class Poller:
     """The pacing of one wait: how long to ask the server to hold each poll, and how long to
     sleep after a pending answer. Feed it what was observed; it never sleeps past ``deadline``."""
@@ -95,6 +113,8 @@ class Poller:
         self.long_poll = long_poll and policy.long_poll >= 1
         self.hinted_polls = 0
         self.asked = 0
+        #: (time, hint) of the last hinted answer, to measure the estimate's countdown rate.
+        self.last_hint: tuple[float, float] | None = None
 
     def hold(self, now: float) -> int:
         """Whole seconds to ask the server to hold the next poll (``Prefer: wait``); 0: don't ask.
@@ -108,9 +128,18 @@ class Poller:
         return self.asked
 
     def next_delay(
-        self, now: float, hint: float | None, held: float | None = None, applied: float | None = None
+        self,
+        now: float,
+        hint: float | None,
+        held: float | None = None,
+        applied: float | None = None,
+        estimate: bool = True,
     ) -> float:
         """Seconds to sleep after a pending answer seen at ``now`` that carried ``hint``.
+
+        ``estimate`` says the hint is the server's estimate of the time left (read with
+        ``hint_fraction`` and ``hint_rate``); otherwise it is a ``Retry-After``: whole seconds the
+        server asks the client to wait, followed as they are.
 
         ``held`` is how long the server held the request if it honoured the long-poll, and
         ``applied`` the hold it said it applied (``Preference-Applied: wait=N``, which a server's
@@ -124,25 +153,44 @@ class Poller:
             # Still pending, answered at once: the server ignores Prefer: wait. Stop asking, so
             # that each request is bounded by the client's timeout again, not by the hold.
             self.long_poll = False
-        delay = self._delay(now, hint)
+        delay = self._delay(now, hint, estimate)
         if self.deadline is not None:
             delay = min(delay, max(0.0, self.deadline - now))
         return delay
 
-    def _delay(self, now: float, hint: float | None) -> float:
+    def _delay(self, now: float, hint: float | None, estimate: bool = True) -> float:
         p = self.policy
         if hint is not None and p.use_hints and math.isfinite(hint):
-            # Trust the first hint fully; if the job outlives hints, ramp up from `hint_floor` again.
+            # Sleep part of the hint, or all of it once its rate is known; if the job outlives the
+            # hints, ramp up from `hint_floor` again.
             floor = 0.0 if self.hinted_polls == 0 else p.hint_floor * p.factor ** (self.hinted_polls - 1)
             self.hinted_polls += 1
-            return max(p.min_interval, min(p.max_interval, floor), min(hint, p.max_hint))
+            sleep = self._hinted(now, hint) if estimate else hint
+            return max(p.min_interval, min(p.max_interval, floor), min(sleep, p.max_hint))
         elapsed = max(0.0, now - self.start)
         # The next point of the schedule first * factor**(i + phase) after `elapsed`.
         i = max(0, math.floor(math.log(max(elapsed, 1e-9) / p.first, p.factor) - self.phase) + 1)
         next_point = p.first * p.factor ** (i + self.phase)
         # On a point (a virtual clock lands exactly on them), give or take rounding: it is passed.
         if next_point - elapsed <= 1e-9 * next_point:
-            next_point *= p.factor
+            i, next_point = i + 1, next_point * p.factor
+        if i == 0:
+            # Before the first point: no poll until then, but no later than max(first, max_interval).
+            first_poll = min(next_point, max(p.first, p.max_interval))
+            if first_poll - elapsed > 1e-9 * first_poll:
+                return float(max(p.min_interval, first_poll - elapsed))
         if next_point * (1 - 1 / p.factor) >= p.max_interval:
             return p.max_interval  # past the cap the schedule is a fixed interval
         return float(min(p.max_interval, max(p.min_interval, next_point - elapsed)))
+
+    def _hinted(self, now: float, hint: float) -> float:
+        """How long to sleep on ``hint``: ``hint_fraction`` of it, or, when the last two hints
+        show the rate at which the estimate counts down, the time it really has left."""
+        p = self.policy
+        sleep = hint * p.hint_fraction
+        last, self.last_hint = self.last_hint, (now, hint)
+        if p.hint_rate and last is not None and now > last[0]:
+            rate = (last[1] - hint) / (now - last[0])
+            if HINT_RATES[0] <= rate <= HINT_RATES[1]:
+                sleep = hint / rate
+        return sleep

@@ -116,6 +116,8 @@ class Observation:
 
     job: Job
     hint: float | None
+    #: Whether ``hint`` is the body's estimate (else it is a ``Retry-After``).
+    estimate: bool
     #: The hold the server applied (``Preference-Applied: wait=N``); ``None`` if it ignored ``Prefer``.
     applied: float | None
 
@@ -127,9 +129,9 @@ class Observation:
     def parse(cls, reply: httpx2.Response) -> Observation:
         job = decode(Job)(reply)
         hint = job.estimated_seconds_remaining
-        if hint is None:
-            hint = parse_retry_after(reply.headers.get("retry-after"))
-        return cls(job, hint, _applied(reply))
+        if hint is not None:
+            return cls(job, hint, True, _applied(reply))
+        return cls(job, parse_retry_after(reply.headers.get("retry-after")), False, _applied(reply))
 
 
 def _applied(reply: httpx2.Response) -> float | None:
@@ -182,7 +184,8 @@ def _poll(track: Tracker, path: str) -> Flow[Job]:
         now = clock.now()
         if track.expired():
             raise track.timeout()
-        delay = poller.next_delay(now, seen.hint, now - sent if seen.held else None, seen.applied)
+        held = now - sent if seen.held else None
+        delay = poller.next_delay(now, seen.hint, held, seen.applied, seen.estimate)
         log.debug(
             "%s pending (progress %s, hint %s, held %s): next poll in %.2fs",
             track.name,
