@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -443,7 +444,23 @@ def test_healthz(shared_service: Any) -> None:
     with shared_service.client() as client:
         response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"ok": True}
+    body = response.json()
+    assert body["ok"] is True
+    assert isinstance(body["waiting"], int)
+    assert body["waiting"] >= 0
+
+
+def test_a_long_poll_is_let_go_when_its_client_leaves(
+    service: Any, client: httpx2.Client, wait_until: Callable[..., Any]
+) -> None:
+    """A client that disconnects during a long-poll ends its hold at once, not when the hold ends."""
+    job = client.post(
+        "/v1/jobs", json={"language": "es", "video_seconds": 60, "simulate": {"duration_seconds": 3600}}
+    ).json()
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+        sock.sendall(f"GET /v1/jobs/{job['id']} HTTP/1.1\r\nHost: x\r\nPrefer: wait=60\r\n\r\n".encode())
+        wait_until(lambda: client.get("/healthz").json()["waiting"] == 1, 5, message="the long-poll held")
+    wait_until(lambda: client.get("/healthz").json()["waiting"] == 0, 2, message="the hold let go")
 
 
 def test_retry_after_is_whole_seconds_for_long_jobs(client: httpx2.Client) -> None:

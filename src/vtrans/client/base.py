@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 
+import httpx2
+
 from vtrans import __version__, testing
 from vtrans.client.clock import Clock, SystemClock, VirtualClock
 from vtrans.client.core import Settings
@@ -12,6 +14,11 @@ from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.protocol import Simulate
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+#: The pool of the HTTP client a Client makes itself. A long-poll or an event stream holds its
+#: connection while it waits, so concurrent waits need one connection each: httpx2's default of
+#: 100 connections would queue the 101st, and a job that ends meanwhile is seen seconds late. Idle
+#: connections are kept to httpx2's 20: httpcore2 probes every idle socket on each request.
+POOL_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=20)
 
 
 class ClientBase:

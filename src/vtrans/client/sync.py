@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import httpx2
 
 from vtrans.client import core, waiting
-from vtrans.client.base import ClientBase, as_simulate
+from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate
 from vtrans.client.clock import Clock
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
@@ -44,7 +44,7 @@ class Client(ClientBase):
         http_client: httpx2.Client | None = None,
     ) -> None:
         super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
-        self._http = http_client or httpx2.Client(base_url=self.base_url, timeout=timeout)
+        self._http = http_client or httpx2.Client(base_url=self.base_url, timeout=timeout, limits=POOL_LIMITS)
 
     def create(
         self,

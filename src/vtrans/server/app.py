@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive
 
 from vtrans.protocol import (
     JOB_ID_RE,
@@ -147,11 +148,19 @@ class Service:
         applied = min(wait, self.config.max_wait)
         deadline = self.clock() + applied
         by_id = {job.id: job for job in jobs}
-        while (now := self.clock()) < (until := min(deadline, *(j.timeline.ends_at for j in jobs))):
-            woken = await self.notifier.sleep(by_id.keys(), until - now)
-            if woken is not None:
-                by_id[woken] = self.store.get(woken) or by_id[woken]
-                jobs = list(by_id.values())
+        # A client that goes away ends its hold at once; else its request, task and timer stay
+        # until the hold ends (up to max_wait), whatever the client did.
+        gone = asyncio.ensure_future(_disconnected(request.receive))
+        try:
+            while (now := self.clock()) < (until := min(deadline, *(j.timeline.ends_at for j in jobs))):
+                woken = await self.notifier.sleep(by_id.keys(), until - now, gone)
+                if gone.done():
+                    break  # nobody to answer: uvicorn drops what is sent after a disconnect
+                if woken is not None:
+                    by_id[woken] = self.store.get(woken) or by_id[woken]
+                    jobs = list(by_id.values())
+        finally:
+            gone.cancel()
         return jobs, {"Preference-Applied": f"wait={applied:g}", "Vary": "Prefer"}
 
     def respond(self, job: StoredJob, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -202,6 +211,12 @@ def _header(request: Request, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone away (the ASGI ``http.disconnect`` message)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _service(request: Request) -> Service:
@@ -344,7 +359,9 @@ async def get_webhook_secret(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return Response(b'{"ok":true}', media_type=JSON)
+    """Liveness, and how many long-polls and event streams this process holds right now."""
+    waiting = _service(request).notifier.waiting
+    return Response(b'{"ok":true,"waiting":%d}' % waiting, media_type=JSON)
 
 
 # --- request parsing --------------------------------------------------------------------------

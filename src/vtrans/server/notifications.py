@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Collection
+from typing import Any
 
 
 class Notifier:
@@ -17,24 +18,41 @@ class Notifier:
 
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Future[str | None]]] = defaultdict(set)
+        self._sleeping = 0
 
     @property
     def waiting(self) -> int:
-        """How many requests are waiting right now."""
-        return sum(len(futures) for futures in self._waiters.values())
+        """How many requests are waiting right now (a batch wait over many jobs counts once)."""
+        return self._sleeping
 
-    async def sleep(self, job_ids: str | Collection[str], seconds: float) -> str | None:
-        """Return after ``seconds`` (``None``), or at once with the id passed to :meth:`notify`."""
+    async def sleep(
+        self,
+        job_ids: str | Collection[str],
+        seconds: float,
+        cancel: asyncio.Future[Any] | None = None,
+    ) -> str | None:
+        """Return after ``seconds`` (``None``), at once with the id passed to :meth:`notify`, or
+        (``None``) as soon as ``cancel`` is done (e.g. the client went away)."""
         ids = (job_ids,) if isinstance(job_ids, str) else job_ids
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str | None] = loop.create_future()
         for job_id in ids:
             self._waiters[job_id].add(future)
         timer = loop.call_later(max(0.0, seconds), _resolve, future, None)
+
+        def wake(_: object) -> None:
+            _resolve(future, None)
+
+        if cancel is not None:
+            cancel.add_done_callback(wake)
+        self._sleeping += 1
         try:
             return await future
         finally:
+            self._sleeping -= 1
             timer.cancel()
+            if cancel is not None:
+                cancel.remove_done_callback(wake)
             for job_id in ids:
                 waiters = self._waiters.get(job_id)
                 if waiters is not None:
