@@ -167,9 +167,7 @@ class Service:
         """The job's state now, with a ``Retry-After`` hint while it is pending."""
         now = self.clock()
         state = state_at(job.timeline, now)
-        response = Response(_encode(to_wire(job, state, now)), status, headers, media_type=JSON)
-        response.raw_headers += self.raw_hint_headers(state)
-        return response
+        return JSONBytes(_encode(to_wire(job, state, now)), status, headers, self.raw_hint_headers(state))
 
     def raw_hint_headers(self, state: State) -> list[tuple[bytes, bytes]]:
         """``Cache-Control: no-store``, and ``Retry-After`` while pending, as ASGI raw headers."""
@@ -177,6 +175,24 @@ class Service:
             return [_NO_STORE]
         hint = min(state.estimated_remaining, self.config.retry_after_max)
         return [_NO_STORE, (b"retry-after", format_retry_after(hint).encode())]
+
+
+class JSONBytes(Response):
+    """An encoded JSON body with headers given as they go on the wire: the hot paths skip
+    Starlette's header normalisation."""
+
+    media_type = JSON
+
+    def __init__(
+        self, body: bytes, status: int, headers: dict[str, str] | None, raw: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.body, self.status_code, self.background = body, status, None
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()),
+            *raw,
+        ]
 
 
 def new_job_id() -> str:
@@ -233,14 +249,11 @@ async def get_status(request: Request) -> Response:
     job = service.find(request.query_params.get("job_id") or service.status_job_id)
     [job], headers = await service.hold([job], request)
     state = state_at(job.timeline, service.clock())
-    response = Response(_encode(StatusBody(result=state.result)), 200, headers, media_type=JSON)
-    response.raw_headers += service.raw_hint_headers(state)
-    return response
+    return JSONBytes(_encode(StatusBody(result=state.result)), 200, headers, service.raw_hint_headers(state))
 
 
 async def create_job(request: Request) -> Response:
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     spec = _parse_create(await _read_body(request, service.config.max_body_bytes), request)
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 255:
@@ -253,16 +266,14 @@ async def create_job(request: Request) -> Response:
 
 
 async def get_job(request: Request) -> Response:
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     [job], headers = await service.hold([service.find(request.path_params["job_id"])], request)
     return service.respond(job, headers=headers)
 
 
 async def wait_jobs(request: Request) -> Response:
     """Many jobs at once: the finished ones among ``ids``; with ``Prefer: wait``, held until one is."""
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     spec = _decode(await _read_body(request, service.config.max_body_bytes), JobsWait, request)
     ids = list(dict.fromkeys(spec.ids))
     for job_id in ids:
@@ -283,8 +294,7 @@ async def wait_jobs(request: Request) -> Response:
 
 async def get_job_events(request: Request) -> Response:
     """Server-Sent Events: progress while pending, then the terminal job."""
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     job = service.find(request.path_params["job_id"])
     frames = job_events(
         job,
@@ -299,8 +309,7 @@ async def get_job_events(request: Request) -> Response:
 
 
 async def cancel_job(request: Request) -> Response:
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     job = service.find(request.path_params["job_id"])
     if job.id == service.status_job_id:
         raise ProblemError(
@@ -322,8 +331,7 @@ async def cancel_job(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     query = request.query_params
     limit = _int_param(query.get("limit", "20"), "limit", 1, 100)
     result = query.get("result")
@@ -342,8 +350,7 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_webhook(request: Request) -> Response:
     """The state of a job's webhook delivery."""
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     job = service.find(request.path_params["job_id"])
     delivery = service.store.delivery(job.id)
     if delivery is None:
@@ -353,8 +360,7 @@ async def get_webhook(request: Request) -> Response:
 
 async def get_webhook_secret(request: Request) -> Response:
     """The secret that signs this service's webhooks (``whsec_…``), for your receiver."""
-    service = _service(request)
-    _authorize(request)
+    service = _authorized(request)
     return Response(_encode({"secret": service.webhooks.secret}), media_type=JSON)
 
 
@@ -367,15 +373,18 @@ async def healthz(request: Request) -> Response:
 # --- request parsing --------------------------------------------------------------------------
 
 
-def _authorize(request: Request) -> None:
-    key = _service(request).config.api_key
+def _authorized(request: Request) -> Service:
+    """The service, once the request carries the API key (when one is configured)."""
+    service = _service(request)
+    key = service.config.api_key
     if key is None:
-        return
+        return service
     given = request.headers.get("authorization", "")
     scheme, _, token = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), key):
         detail = "Missing or wrong API key: send 'Authorization: Bearer <key>'."
         raise ProblemError(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer"})
+    return service
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -494,10 +503,12 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
+            # The hot paths first: Starlette tries routes in order (a method mismatch is only a
+            # partial match, so POST /v1/jobs/wait still finds its own route below).
+            Route("/v1/jobs/{job_id}", _by_method(GET=get_job, DELETE=cancel_job), methods=["GET", "DELETE"]),
             Route("/status", get_status, methods=["GET"]),
             Route("/v1/jobs", _by_method(GET=list_jobs, POST=create_job), methods=["GET", "POST"]),
             Route("/v1/jobs/wait", wait_jobs, methods=["POST"]),
-            Route("/v1/jobs/{job_id}", _by_method(GET=get_job, DELETE=cancel_job), methods=["GET", "DELETE"]),
             Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),
             Route("/v1/jobs/{job_id}/webhook", get_webhook, methods=["GET"]),
             Route("/v1/webhook-secret", get_webhook_secret, methods=["GET"]),

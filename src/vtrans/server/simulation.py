@@ -10,7 +10,7 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from vtrans.protocol import JobError, Result, Simulate
 
@@ -67,9 +67,8 @@ class Timeline:
     estimate_factor: float
 
 
-@dataclass(frozen=True)
-class State:
-    """A job's observable state at one instant."""
+class State(NamedTuple):
+    """A job's observable state at one instant (a tuple: it is built on every request)."""
 
     result: Result
     progress: float
