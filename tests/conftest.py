@@ -286,14 +286,8 @@ def _service_args(args: Sequence[str], defaults: bool) -> list[str]:
     return extra
 
 
-@pytest.fixture
-def service_factory(tmp_path: Path) -> Iterator[ServiceFactory]:
-    """Start services with extra ``vtrans serve`` flags; all are stopped at teardown.
-
-    Each call gets its own port, log and (unless ``--store memory`` or ``db_path``) SQLite file
-    in ``tmp_path``. With ``defaults=True`` the ``/status`` delay is 1 s and the error rate 0
-    unless the flags set them. With ``start=False`` the process is returned unstarted.
-    """
+def _services_in(directory: Path) -> Iterator[ServiceFactory]:
+    """The body of the service factories: services with files in ``directory``, stopped at the end."""
     made: list[ServiceProcess] = []
     counter = itertools.count(1)
 
@@ -305,14 +299,25 @@ def service_factory(tmp_path: Path) -> Iterator[ServiceFactory]:
     ) -> ServiceProcess:
         n = next(counter)
         if db_path is None and _flag_value(args, "--store") != "memory":
-            db_path = tmp_path / f"vtrans-{n}.db"
-        svc = ServiceProcess(_service_args(args, defaults), db_path, log_path=tmp_path / f"service-{n}.log")
+            db_path = directory / f"vtrans-{n}.db"
+        svc = ServiceProcess(_service_args(args, defaults), db_path, log_path=directory / f"service-{n}.log")
         made.append(svc)
         return svc.start() if start else svc
 
     yield make
     for svc in made:
         svc.stop()
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[ServiceFactory]:
+    """Start services with extra ``vtrans serve`` flags; all are stopped at teardown.
+
+    Each call gets its own port, log and (unless ``--store memory`` or ``db_path``) SQLite file
+    in ``tmp_path``. With ``defaults=True`` the ``/status`` delay is 1 s and the error rate 0
+    unless the flags set them. With ``start=False`` the process is returned unstarted.
+    """
+    yield from _services_in(tmp_path)
 
 
 @pytest.fixture
@@ -403,23 +408,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def module_service_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceFactory]:
     """Like ``service_factory``, but the services live for the whole test module: for tests that
     share one service started with particular flags (one start per module, not one per test)."""
-    directory = tmp_path_factory.mktemp("module-services")
-    made: list[ServiceProcess] = []
-    counter = itertools.count(1)
-
-    def make(
-        *args: str,
-        db_path: str | os.PathLike[str] | None = None,
-        defaults: bool = True,
-        start: bool = True,
-    ) -> ServiceProcess:
-        n = next(counter)
-        if db_path is None and _flag_value(args, "--store") != "memory":
-            db_path = directory / f"vtrans-{n}.db"
-        svc = ServiceProcess(_service_args(args, defaults), db_path, log_path=directory / f"service-{n}.log")
-        made.append(svc)
-        return svc.start() if start else svc
-
-    yield make
-    for svc in made:
-        svc.stop()
+    yield from _services_in(tmp_path_factory.mktemp("module-services"))
