@@ -38,8 +38,10 @@ is ``service-N.log`` in the test's ``tmp_path``. For annotations, import the typ
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -47,9 +49,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import anyio.to_thread
 import httpx2
 import pytest
 
@@ -409,3 +413,91 @@ def module_service_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """Like ``service_factory``, but the services live for the whole test module: for tests that
     share one service started with particular flags (one start per module, not one per test)."""
     yield from _services_in(tmp_path_factory.mktemp("module-services"))
+
+
+# --- the spec-literal server (tests/servers/spec_server.py) as a process ---------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class SpecServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    delay: float
+    result: str
+    started: float  # time.time() when the server started: the answer is terminal from started + delay
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def spec_server(tmp_path: Path) -> Iterator[Callable[..., SpecServer]]:
+    """``spec_server(*args)``: start ``python -m tests.servers.spec_server --port 0 *args``."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> SpecServer:
+        log_path = tmp_path / f"spec-server-{len(started)}.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tests.servers.spec_server", "--port", "0", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        started.append(process)
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 15.0)
+        line = process.stdout.readline().decode() if ready else ""
+        if not line.startswith("ready "):
+            process.kill()
+            raise AssertionError(f"the spec server did not start: {line!r}\n{log_path.read_text()}")
+        fields = dict(item.split("=", 1) for item in line.split()[1:])
+        return SpecServer(
+            process,
+            int(fields["port"]),
+            float(fields["delay"]),
+            fields["result"],
+            float(fields["started"]),
+            log_path,
+        )
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def awaitable(kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of a sync (``kind="sync"``, run in a worker thread) or async client, as an async
+    function; iterators come back as lists. Lets one test drive ``Client`` and ``AsyncClient``."""
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        if kind == "sync":
+
+            def run() -> Any:
+                result = method(*args, **kwargs)
+                return list(result) if inspect.isgenerator(result) else result
+
+            return await anyio.to_thread.run_sync(run)
+        result = method(*args, **kwargs)
+        if hasattr(result, "__aiter__"):
+            return [item async for item in result]
+        return await result
+
+    return call

@@ -6,7 +6,6 @@ Jobs pin their timeline with ``simulate`` so every wait is short and its outcome
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +15,7 @@ import anyio.to_thread
 import httpx2
 import pytest
 
+from conftest import awaitable
 from vtrans.client import (
     AsyncClient,
     Client,
@@ -70,22 +70,7 @@ class Api:
         self.answered += 1
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.client, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if self.kind == "sync":
-
-                def run() -> Any:
-                    result = method(*args, **kwargs)
-                    return list(result) if inspect.isgenerator(result) else result
-
-                return await anyio.to_thread.run_sync(run)
-            result = method(*args, **kwargs)
-            if hasattr(result, "__aiter__"):
-                return [item async for item in result]
-            return await result
-
-        return call
+        return awaitable(self.kind, getattr(self.client, name))
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -13,11 +13,7 @@ import itertools
 import math
 import os
 import random
-import select
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -931,44 +927,7 @@ async def test_wait_many_refuses_unknown_and_malformed_ids(
 # --- 6. a spec-literal server ignores Prefer --------------------------------------------------
 
 
-@pytest.fixture
-def spec_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """``spec_server(*args)``: start ``tests/servers/spec_server.py`` on a free port; its URL."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str) -> str:
-        log = (tmp_path / f"spec-server-{len(started)}.log").open("wb")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.servers.spec_server", "--port", "0", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-        log.close()
-        started.append(process)
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 15.0)
-        line = process.stdout.readline().decode() if ready else ""
-        assert line.startswith("ready "), f"the spec server did not start: {line!r}"
-        port = dict(item.split("=", 1) for item in line.split()[1:])["port"]
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def test_a_server_that_ignores_prefer_costs_no_extra_request(spec_server: Callable[..., str]) -> None:
+def test_a_server_that_ignores_prefer_costs_no_extra_request(spec_server: Callable[..., Any]) -> None:
     """The same wait (same random phase) with and without ``Prefer`` on a server that ignores it.
 
     The schedule is pinned (0.5 s x 1.5^(i + phase)), not the default, so that a 1.8 s wait takes
@@ -989,7 +948,7 @@ def test_a_server_that_ignores_prefer_costs_no_extra_request(spec_server: Callab
     recs = {"auto": Recorder(), "poll": Recorder()}
     threads = []
     for transport, rec in recs.items():  # each wait starts right after its own server is ready
-        url = spec_server("--delay", "1.8")
+        url = spec_server("--delay", "1.8").url
         threads.append(threading.Thread(target=run, args=(url, transport, rec)))
         threads[-1].start()
     for thread in threads:

@@ -7,26 +7,21 @@ report the right result, with a bounded number of requests, or fail with the rig
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
-import select
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import httpx2
 import pytest
 
+from conftest import SpecServer, awaitable
 from vtrans.client import (
     AsyncClient,
     Client,
@@ -56,69 +51,6 @@ def anyio_backend() -> str:
 
 
 # --- the server process -----------------------------------------------------------------------
-
-
-@dataclass
-class SpecServer:
-    process: subprocess.Popen[bytes]
-    port: int
-    delay: float
-    result: str
-    started: float  # time.time() when the server started: the answer is terminal from started + delay
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def spec_server(tmp_path: Path) -> Iterator[Callable[..., SpecServer]]:
-    """``spec_server(*args)``: start ``python -m tests.servers.spec_server --port 0 *args``."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str) -> SpecServer:
-        log_path = tmp_path / f"spec-server-{len(started)}.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tests.servers.spec_server", "--port", "0", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=log,
-            )
-        started.append(process)
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 15.0)
-        line = process.stdout.readline().decode() if ready else ""
-        if not line.startswith("ready "):
-            process.kill()
-            raise AssertionError(f"the spec server did not start: {line!r}\n{log_path.read_text()}")
-        fields = dict(item.split("=", 1) for item in line.split()[1:])
-        return SpecServer(
-            process,
-            int(fields["port"]),
-            float(fields["delay"]),
-            fields["result"],
-            float(fields["started"]),
-            log_path,
-        )
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def unused_port() -> int:
@@ -154,22 +86,7 @@ class Api:
         self.sent.append((time.monotonic(), request.method, request.url.path))
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.client, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if self.kind == "sync":
-
-                def run() -> Any:
-                    result = method(*args, **kwargs)
-                    return list(result) if inspect.isgenerator(result) else result
-
-                return await anyio.to_thread.run_sync(run)
-            result = method(*args, **kwargs)
-            if hasattr(result, "__aiter__"):
-                return [item async for item in result]
-            return await result
-
-        return call
+        return awaitable(self.kind, getattr(self.client, name))
 
     async def close(self) -> None:
         if isinstance(self.client, Client):
