@@ -57,7 +57,6 @@ import argparse
 import asyncio
 import collections
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -66,15 +65,11 @@ import random
 import re
 import resource
 import shlex
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -85,6 +80,7 @@ from typing import Any, Literal, TypeVar, cast
 import httpx2
 
 import vtrans
+from processes import CLK_TCK, HOST, ServerProcess, cpu_model, free_port, version
 from vtrans.client.waiting import Transport
 
 try:
@@ -95,16 +91,11 @@ except ImportError:  # pragma: no cover - the service itself needs it (uvicorn[s
 T = TypeVar("T")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-HOST = "127.0.0.1"
 PACKAGES = ("vtrans", "httpx2", "httpcore2", "uvicorn", "uvloop", "httptools", "starlette", "msgspec")
 OTHER_BENCHMARKS = re.compile(r"(^|/)wrk(\s|$)|throughput\.py|polling\.py|pytest")
 JOB_ID = re.compile(r"job_[0-9a-f]{32}")
 #: The hold the client asks for (``PollPolicy.long_poll``) and the cap the part-1 services apply.
 CLIENT_HOLD = 30
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def log(message: str) -> None:
@@ -190,20 +181,6 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
@@ -246,92 +223,23 @@ def facts(source: str) -> list[str]:
 # --- the service ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _child_limits() -> None:
     """In the service's process before exec: as many open files as allowed."""
     raise_nofile()
 
 
-class Service:
+class Service(ServerProcess):
     """``vtrans serve`` on a free port and a fresh SQLite file, started and stopped in bounded time."""
 
     def __init__(self, workdir: Path, name: str, max_wait: float, cpu: int | None) -> None:
-        self.port = free_port()
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
+        port = free_port()
         python = ROOT / ".venv" / "bin" / "python"
         argv = [
             str(python if python.exists() else sys.executable), "-m", "vtrans", "serve",
-            "--port", str(self.port), "--db", str(workdir / f"{name}.db"),
+            "--port", str(port), "--db", str(workdir / f"{name}.db"),
             "--error-rate", "0", "--max-wait", f"{max_wait:g}",
         ]  # fmt: skip
-        self.argv = ["taskset", "-c", str(cpu), *argv] if cpu is not None else argv
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.log_path.parent,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-                preexec_fn=_child_limits,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT:.0f}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT)
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the service's process, all threads (``taskset`` execs it)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def rss(self) -> int:
-        """Resident set size in bytes."""
-        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        super().__init__(name, argv, port, workdir, cpu, preexec_fn=_child_limits)
 
 
 @contextmanager

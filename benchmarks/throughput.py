@@ -22,15 +22,12 @@ Nothing is written to the repository unless ``--save`` is given (then ``benchmar
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
 import re
 import shlex
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,17 +39,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processes import HOST, ServerProcess, cpu_model, free_port, version
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-HOST = "127.0.0.1"
 INSTALL_WRK = "apt-get update && apt-get install -y wrk"
 PACKAGES = ("uvicorn", "starlette", "httptools", "uvloop", "msgspec")
 #: The service's flags besides port and store: /status stays pending all run, and no job fails
 #: while it is measured (the error rate only picks the outcome, not the cost of a pending answer).
 VTRANS_FLAGS = ("--delay", "86400", "--error-rate", "0")
 JOB_REQUEST = {"language": "es", "video_seconds": 600}
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,7 @@ class Target:
     name: str
     label: str
     url: str
-    server: Server
+    server: ServerProcess
     fresh: Callable[[], str] | None = None
     rounds: list[WrkResult] = field(default_factory=list)
     #: CPU seconds (user + system) the server spent per request in each round: unlike req/s,
@@ -90,73 +86,6 @@ class Target:
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """A server process pinned to a CPU, started and stopped within bounded time."""
-
-    def __init__(self, name: str, argv: Sequence[str], cpu: int, port: int, workdir: Path) -> None:
-        self.name, self.port = name, port
-        self.argv = ["taskset", "-c", str(cpu), *argv]
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self, ready_path: str) -> None:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.log_path.parent,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # no __pycache__ in benchmarks/
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.base + ready_path, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT:.0f}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT)
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (``taskset`` execs it: same pid)."""
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def http_json(method: str, url: str, body: object | None = None) -> tuple[int, dict[str, object]]:
@@ -257,23 +186,6 @@ def table(targets: Sequence[Target]) -> str:
             f"| {sum(r.errors for r in t.rounds)}{f' ({t.ended} ended)' if t.ended else ''} |"
         )
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def wrk_version() -> str:
@@ -417,15 +329,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="vtrans-throughput-") as tmp:
         workdir = Path(tmp)
         port = free_port()
-        hello = Server("hello", hello_argv(port), args.server_cpu, port, workdir)
+        hello = ServerProcess("hello", hello_argv(port), port, workdir, args.server_cpu)
         port = free_port()
-        vtrans = Server("vtrans", vtrans_argv(port, workdir / "vtrans.db"), args.server_cpu, port, workdir)
+        vtrans = ServerProcess(
+            "vtrans", vtrans_argv(port, workdir / "vtrans.db"), port, workdir, args.server_cpu
+        )
         try:
             hello.start("/status")
             vtrans.start("/healthz")
-            base = vtrans.base
+            base = vtrans.url
             targets = [
-                Target("hello", "bare Starlette `JSONResponse` (hello_app)", hello.base + "/status", hello),
+                Target("hello", "bare Starlette `JSONResponse` (hello_app)", hello.url + "/status", hello),
                 Target("status", "vtrans `GET /status`", base + "/status", vtrans),
                 Target(
                     "job",
