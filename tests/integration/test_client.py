@@ -22,6 +22,7 @@ from vtrans.client import (
     InvalidRequest,
     JobFailed,
     NotFound,
+    PollPolicy,
     Unauthorized,
     WaitTimeout,
 )
@@ -313,3 +314,45 @@ async def test_a_wait_survives_the_service_being_killed_and_restarted(
     assert job.result == "completed"
     assert job.id == created.id
     assert len(client.sent) - client.answered >= 2  # it did go through failed requests
+
+
+# --- memory across waits ----------------------------------------------------------------------
+
+#: Hints ignored, fixed phase: a wait polls 1 s, 2 s, 3 s ... after its start (gaps capped at 1 s).
+ONE_SECOND = PollPolicy(first=1.0, factor=2.0, max_interval=1.0, random_phase=False, use_hints=False)
+
+
+async def test_poll_transport_takes_the_creates_answer_for_the_first_poll(
+    shared_service: Any, api: Callable[..., Api]
+) -> None:
+    """A job of 1.5 s, polled with ``transport="poll"`` by the client that created it: its
+    schedule starts at the creation, so a poll at 1 s (pending) and one at 2 s (done) are all it
+    takes; the POST's answer stood for a poll at 0. A client that did not create the job polls at
+    once, then on the same schedule: one GET more. (Each poll lands half a second from the end:
+    only a stall of that long could add or remove one.)"""
+    creator, other = api(shared_service.url, poll=ONE_SECOND), api(shared_service.url, poll=ONE_SECOND)
+    simulate = {"duration_seconds": 1.5, "outcome": "completed"}
+    own = await creator.create("fr", 6.0, simulate=simulate)
+    assert (await creator.wait(own.id, transport="poll")).result == "completed"
+    assert [(method, path) for _, method, path in creator.sent] == [("POST", "/v1/jobs")] + [
+        ("GET", f"/v1/jobs/{own.id}")
+    ] * (len(creator.sent) - 1)
+    assert 1 <= polled(creator, own.id) <= 2
+    assert creator.client.memory.holds is None  # it never asked for a hold
+
+    theirs = await creator.create("fr", 6.0, simulate=simulate)
+    assert (await other.wait(theirs.id, transport="poll")).result == "completed"
+    assert polled(other, theirs.id) > polled(creator, own.id)
+
+
+async def test_auto_on_a_server_that_holds_polls_at_once(
+    shared_service: Any, api: Callable[..., Api]
+) -> None:
+    """The service honours ``Prefer: wait``: the client learns that it does, and keeps asking at
+    once, one held GET per short job."""
+    client = api(shared_service.url, poll=ONE_SECOND)
+    for _ in range(2):
+        created = await client.create("fr", 6.0, simulate={"duration_seconds": 0.5, "outcome": "completed"})
+        assert (await client.wait(created.id)).result == "completed"
+        assert polled(client, created.id) == 1
+        assert client.client.memory.holds is True

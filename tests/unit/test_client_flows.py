@@ -896,3 +896,354 @@ async def test_set_testing_makes_timeouts_and_retries_instant(real_client: Calla
     assert time.monotonic() - started < 2.0
     assert caught.value.waited >= 30.0  # 30 virtual seconds passed, deadline and all
     assert caught.value.requests <= 15
+
+
+# --- memory: what a client learns across waits ------------------------------------------------
+
+
+@dataclass
+class Poll:
+    at: float  # virtual seconds since the job's creation (its POST was sent)
+    prefer: str | None
+
+
+class Service:
+    """A scripted service of many jobs: ``POST /v1/jobs`` creates the next one, pending for
+    ``duration(video_seconds)`` virtual seconds from its POST; ``GET /v1/jobs/{id}`` answers its
+    state, and ``polls(id)`` lists those GETs. With ``hints``, pending answers (the create's too)
+    carry the exact time left. ``holds`` is what it does with ``Prefer: wait=N``: ``"ignore"`` it;
+    hold (moving the clock) until the job ends or N seconds pass and say so in every answer
+    (``"always"``, as the vtrans service does), or only in pending ones (``"pending"``, as RFC 7240
+    allows: ``Preference-Applied`` is optional)."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        duration: Callable[[float], float] = lambda video: 10.0,
+        *,
+        hints: bool = False,
+        holds: str = "ignore",
+        result: str = "completed",
+    ) -> None:
+        self.clock, self.duration, self.hints, self.holds, self.result = clock, duration, hints, holds, result
+        self.jobs: dict[str, tuple[float, float, float]] = {}  # id: (created, ends, video_seconds)
+        self.gets: dict[str, list[Poll]] = {}
+
+    def __call__(self, request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if request.method == "POST":
+            video = json.loads(request.content)["video_seconds"]
+            job_id = f"job_{len(self.jobs):032x}"
+            self.jobs[job_id] = (at, at + self.duration(video), video)
+            self.gets[job_id] = []
+            return ok(self.state(job_id, at), status=201)
+        job_id = request.url.path.rsplit("/", 1)[1]
+        created, ends, _ = self.jobs[job_id]
+        prefer = request.headers.get("prefer")
+        self.gets[job_id].append(Poll(at - created, prefer))
+        headers = {}
+        if prefer and self.holds != "ignore":
+            hold = float(prefer.partition("wait=")[2])
+            held = max(0.0, min(hold, ends - at))
+            self.clock.t += held
+            at += held
+            if self.holds == "always" or at < ends:
+                headers["Preference-Applied"] = f"wait={hold:g}"
+        return ok(self.state(job_id, at), headers=headers)
+
+    def state(self, job_id: str, at: float) -> dict[str, Any]:
+        created, ends, video = self.jobs[job_id]
+        if at >= ends:
+            error = {"code": "internal_error", "message": "Boom."} if self.result == "error" else None
+            return job(self.result, id=job_id, video_seconds=video, progress=1.0, error=error)
+        extra = {"estimated_seconds_remaining": ends - at} if self.hints else {}
+        return job(
+            "pending", id=job_id, video_seconds=video, progress=(at - created) / (ends - created), **extra
+        )
+
+    def polls(self, job_id: str | None) -> list[float]:
+        """When the job was polled, in seconds since its POST was sent."""
+        return [p.at for p in self.gets[job_id or ""]]
+
+
+#: Fixed phase: without learning, a created job's polls are at exactly 2, 3, 4.5, 6.75 ... s.
+LEARN = PollPolicy(first=2.0, factor=1.5, max_interval=30.0, random_phase=False, long_poll=30.0)
+
+
+def service(
+    make: Make, latency: float = 0.0, poll: PollPolicy = LEARN, **kwargs: Any
+) -> tuple[World, Service]:
+    clock = FakeClock()
+    jobs = Service(clock, **kwargs)
+    return make(jobs, clock=clock, latency=latency, poll=poll), jobs
+
+
+def memory(w: World) -> Any:
+    return w.api.client.memory
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.01])
+async def test_poll_transport_takes_the_creates_answer_for_the_first_poll(make: Make, latency: float) -> None:
+    """Nothing to learn from a GET right after the POST: the schedule starts at the creation, its
+    first poll ``first`` after it, and has exactly the polls it implies (one fewer than a wait that
+    starts with a poll)."""
+    w, jobs = service(make, latency)
+    created = await w.api.create("fr", 20.0)
+    assert (await w.api.wait(created.id, transport="poll")).result == "completed"
+    expected = schedule(LEARN.first, LEARN.factor, until=10.0)[1:]  # 2, 3, 4.5, 6.75, 10.125
+    assert jobs.polls(created.id) == pytest.approx(expected, abs=1e-9)
+    assert w.server.requests("POST")[0].at == 0.0
+    assert all(p.prefer is None for p in jobs.gets[created.id or ""])
+    assert memory(w).holds is None  # a wait that never asks learns nothing of holds
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.01])
+async def test_a_creates_estimate_sets_the_first_poll(make: Make, latency: float) -> None:
+    """The create's answer said 10 s: the first poll is ``hint_fraction`` (half) of it after the
+    creation; the next answer's estimate, 5 s, shows it counts down at 1 s per second."""
+    w, jobs = service(make, latency, hints=True)
+    created = await w.api.create("fr", 20.0)
+    assert created.estimated_seconds_remaining == 10.0
+    assert (await w.api.wait(created.id, transport="poll")).result == "completed"
+    assert jobs.polls(created.id) == pytest.approx([5.0, 10.0], abs=0.05)
+
+
+async def test_the_first_sleep_keeps_the_deadline(make: Make) -> None:
+    w, jobs = service(make)
+    created = await w.api.create("fr", 20.0)
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(created.id, timeout=1.0, transport="poll")
+    assert jobs.polls(created.id) == pytest.approx([1.0])  # at the deadline, not at 2 s
+    assert caught.value.requests == 1
+
+
+async def test_a_wait_that_starts_after_the_first_point_polls_at_once(make: Make) -> None:
+    w, jobs = service(make)
+    created = await w.api.create("fr", 20.0)
+    w.clock.t += 60.0  # the caller did something else for a minute
+    assert (await w.api.wait(created.id, transport="poll")).result == "completed"
+    assert jobs.polls(created.id) == pytest.approx([60.0])
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.01])
+async def test_auto_learns_that_the_server_ignores_long_polls(make: Make, latency: float) -> None:
+    """The first wait asks for a hold at once, as always; the server ignores it. The next created
+    job's wait takes the create's answer for its first poll, like ``transport="poll"``."""
+    w, jobs = service(make, latency)
+    first = await w.api.create("fr", 20.0)
+    assert memory(w).holds is None
+    assert (await w.api.wait(first.id)).result == "completed"
+    assert jobs.polls(first.id)[0] == pytest.approx(latency)  # at once, on the create's answer
+    assert jobs.gets[first.id or ""][0].prefer == "wait=30"
+    assert memory(w).holds is False
+
+    second = await w.api.create("fr", 20.0)
+    assert (await w.api.wait(second.id)).result == "completed"
+    expected = schedule(LEARN.first, LEARN.factor, until=10.0)[1:]
+    assert jobs.polls(second.id) == pytest.approx(expected, abs=1e-9)
+    assert all(p.prefer is None for p in jobs.gets[second.id or ""][1:])  # asked once at most
+    assert memory(w).holds is False
+
+
+async def test_auto_polls_at_once_on_a_server_that_holds(make: Make) -> None:
+    """A server that honours ``Prefer: wait`` sees the end of a job the moment it comes: every
+    wait asks at once, and one held request per job is all it takes."""
+    w, jobs = service(make, holds="always")
+    for n in range(3):
+        created = await w.api.create("fr", 20.0)
+        start = w.clock.elapsed
+        assert (await w.api.wait(created.id)).result == "completed"
+        assert [p.prefer for p in jobs.gets[created.id or ""]] == ["wait=30"], n
+        assert jobs.polls(created.id)[0] == pytest.approx(start - jobs.jobs[created.id or ""][0])
+        assert w.clock.elapsed == pytest.approx(jobs.jobs[created.id or ""][1])  # no lag
+        assert memory(w).holds is True
+
+
+async def test_a_hold_that_ends_with_the_job_is_not_taken_for_a_server_that_ignores_holds(
+    make: Make,
+) -> None:
+    """The server held the poll until the job ended (10 s), and answered the terminal state
+    without ``Preference-Applied`` (optional in RFC 7240; the ``holding`` peer above does the
+    same). That answer shows nothing of a server that ignores holds: the next wait still asks at
+    once."""
+    w, jobs = service(make, holds="pending")
+    first = await w.api.create("fr", 20.0)
+    assert (await w.api.wait(first.id)).result == "completed"
+    assert w.clock.elapsed == pytest.approx(10.0)  # it was held
+    assert memory(w).holds is not False
+    second = await w.api.create("fr", 20.0)
+    await w.api.wait(second.id)
+    assert jobs.polls(second.id) == pytest.approx([0.0])
+
+
+@pytest.mark.parametrize("transport", ["poll", "auto"])
+async def test_a_second_wait_on_the_same_job_polls_at_once(make: Make, transport: str) -> None:
+    w, jobs = service(make)
+    if transport == "auto":
+        await w.api.wait((await w.api.create("fr", 20.0)).id)  # learn that holds are ignored
+    created = await w.api.create("fr", 20.0)
+    await w.api.wait(created.id, transport=transport)
+    before = len(jobs.polls(created.id))
+    again = w.clock.elapsed - jobs.jobs[created.id or ""][0]
+    assert (await w.api.wait(created.id, transport=transport)).result == "completed"
+    assert jobs.polls(created.id)[before:] == pytest.approx([again])
+
+
+async def test_a_job_created_by_another_client_is_polled_at_once(make: Make) -> None:
+    clock = FakeClock()
+    jobs = Service(clock)
+    creator = make(jobs, clock=clock, poll=LEARN)
+    waiter = make(jobs, clock=clock, poll=LEARN)
+    created = await creator.api.create("fr", 20.0)
+    assert (await waiter.api.wait(created.id, transport="poll")).result == "completed"
+    assert jobs.polls(created.id)[0] == 0.0
+    assert len(jobs.polls(created.id)) == len(schedule(LEARN.first, LEARN.factor, until=10.0))
+
+
+#: Videos of a stream of jobs: enough of them for any warm-up, of varied lengths.
+VIDEOS = [40.0, 60.0, 80.0, 100.0, 20.0, 50.0, 70.0, 30.0, 90.0, 45.0] * 4
+
+
+def learned_first(w: World, video: float) -> float | None:
+    """Where the client would first poll a job of ``video`` it created; ``None``: the policy's own
+    ``first`` (nothing learned, or not later than ``first``)."""
+    policy: PollPolicy = w.api.client.poll
+    first: float | None = memory(w).pace.first(policy, video)
+    return first if first is not None and first > policy.first else None
+
+
+async def learn_from(w: World, jobs: Service, videos: list[float], transport: str = "poll") -> None:
+    """Create and wait for one job per video."""
+    for video in videos:
+        created = await w.api.create("fr", video)
+        done = await w.api.wait(created.id, transport=transport, raise_on_error=False)
+        assert done.result == jobs.result
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.01])
+async def test_after_a_stream_of_jobs_the_first_poll_comes_at_the_learned_pace(
+    make: Make, latency: float
+) -> None:
+    """Jobs take 0.5 s per video-second. After a stream of them, a new job's first poll comes at
+    its video times the learned rate: later than the policy's ``first``, twice as late for twice
+    the video, and, all jobs being alike, near this one's end (within a factor 2 before, or 20 %
+    after); three polls at most see the end, where the schedule from ``first`` takes ten."""
+    policy = dataclasses.replace(LEARN, learn_quantile=0.2)
+    w, jobs = service(make, latency, policy, duration=lambda video: 0.5 * video)
+    await learn_from(w, jobs, VIDEOS)
+    first = learned_first(w, 120.0)
+    assert first is not None
+    assert learned_first(w, 240.0) == pytest.approx(2 * first)
+    assert learned_first(w, 12.0) is None or learned_first(w, 12.0) == pytest.approx(first / 10)
+    created = await w.api.create("fr", 120.0)
+    assert (await w.api.wait(created.id, transport="poll")).result == "completed"
+    polls = jobs.polls(created.id)
+    assert polls[0] == pytest.approx(first, rel=1e-9)
+    assert 0.5 * 60.0 < polls[0] < 1.2 * 60.0
+    assert len(polls) <= 3 < len(schedule(LEARN.first, LEARN.factor, until=60.0)) - 1
+
+
+async def test_auto_on_a_server_that_ignores_holds_learns_too(make: Make) -> None:
+    policy = dataclasses.replace(LEARN, learn_quantile=0.2)
+    w, jobs = service(make, poll=policy, duration=lambda video: 0.5 * video)
+    await learn_from(w, jobs, VIDEOS, transport="auto")
+    first = learned_first(w, 120.0)
+    assert first is not None
+    created = await w.api.create("fr", 120.0)
+    await w.api.wait(created.id)
+    assert jobs.polls(created.id)[0] == pytest.approx(first, rel=1e-9)
+
+
+async def test_with_learn_false_the_first_poll_stays_at_first(make: Make) -> None:
+    policy = dataclasses.replace(LEARN, learn_quantile=0.2, learn=False)
+    w, jobs = service(make, poll=policy, duration=lambda video: 0.5 * video)
+    await learn_from(w, jobs, VIDEOS)
+    assert learned_first(w, 120.0) is None
+    created = await w.api.create("fr", 120.0)
+    await w.api.wait(created.id, transport="poll")
+    assert jobs.polls(created.id) == pytest.approx(schedule(LEARN.first, LEARN.factor, until=60.0)[1:])
+
+
+async def test_failed_jobs_teach_nothing(make: Make) -> None:
+    """A failure can come at any time before the planned end: it bounds nothing."""
+    policy = dataclasses.replace(LEARN, learn_quantile=0.2)
+    w, jobs = service(make, poll=policy, result="error", duration=lambda video: 0.5 * video)
+    await learn_from(w, jobs, VIDEOS)
+    assert learned_first(w, 120.0) is None
+    jobs.result = "completed"
+    created = await w.api.create("fr", 120.0)
+    await w.api.wait(created.id, transport="poll")
+    assert jobs.polls(created.id)[0] == pytest.approx(LEARN.first)
+
+
+async def test_held_waits_teach_nothing(make: Make) -> None:
+    """A wait that asks the server to hold its polls does not start from the creation."""
+    policy = dataclasses.replace(LEARN, learn_quantile=0.2)
+    w, jobs = service(make, poll=policy, holds="always", duration=lambda video: 0.5 * video)
+    await learn_from(w, jobs, VIDEOS, transport="auto")
+    assert memory(w).holds is True
+    assert learned_first(w, 120.0) is None
+
+
+async def test_waits_that_followed_the_creates_estimate_do_not_push_the_learned_pace_late(
+    make: Make,
+) -> None:
+    """Jobs take 0.5 s per video-second. Once the pace is learned, the service starts sending
+    estimates: their waits first poll at half the estimate, not at the learned time, and find
+    the job pending, which says nothing of the learned time. After 40 of them, a job whose
+    create carries no estimate must still be first polled near its end (as in the test above:
+    at most 20 % after it), not long after."""
+    policy = dataclasses.replace(LEARN, learn_quantile=0.2)
+    w, jobs = service(make, poll=policy, duration=lambda video: 0.5 * video)
+    await learn_from(w, jobs, VIDEOS)
+    before = learned_first(w, 120.0)
+    assert before is not None
+    assert before < 1.2 * 60.0
+    jobs.hints = True
+    await learn_from(w, jobs, VIDEOS)
+    jobs.hints = False
+    created = await w.api.create("fr", 120.0)
+    await w.api.wait(created.id, transport="poll")
+    assert jobs.polls(created.id)[0] < 1.2 * 60.0, (before, learned_first(w, 120.0))
+
+
+async def test_waits_that_start_late_do_not_pull_the_learned_pace_down(make: Make) -> None:
+    """Create a batch, then wait for each in turn: all but the first are over before their wait
+    starts, and are polled once, at once. Being done by then says nothing of the learned first
+    poll, long before: after 5 such batches, a job created and waited for at once is still first
+    polled at the learned time."""
+    policy = dataclasses.replace(LEARN, learn_quantile=0.2)
+    w, jobs = service(make, poll=policy, duration=lambda video: 0.5 * video)
+    await learn_from(w, jobs, VIDEOS)
+    before = learned_first(w, 120.0)
+    assert before is not None
+    for _ in range(5):
+        batch = [await w.api.create("fr", 120.0) for _ in range(8)]
+        for created in batch:
+            await w.api.wait(created.id, transport="poll")
+    created = await w.api.create("fr", 120.0)
+    await w.api.wait(created.id, transport="poll")
+    assert jobs.polls(created.id)[0] >= before * 0.9, (before, learned_first(w, 120.0))
+
+
+async def test_a_stream_of_identical_jobs_on_a_virtual_clock_is_waited_for(make: Make) -> None:
+    """Same video, same duration, a clock that only moves when the client sleeps: every job is
+    last seen pending at the same time. Every wait still returns its job."""
+    w, _ = service(make)
+    for n in range(30):
+        created = await w.api.create("fr", 20.0)
+        assert (await w.api.wait(created.id, transport="poll")).result == "completed", n
+
+
+async def test_in_testing_mode_nothing_is_remembered(make: Make) -> None:
+    """Each call has a clock of its own: a time remembered from another call would mean nothing."""
+    answer = script(
+        lambda request: ok(job("pending"), status=201) if request.method == "POST" else ok(job("completed"))
+    )
+    w = make(answer, poll=LEARN)
+    with vtrans.testing.set_testing(True):
+        created = await w.api.create("fr", 20.0)
+        assert (await w.api.wait(created.id)).result == "completed"
+        assert (await w.api.wait(created.id, transport="poll")).result == "completed"
+    assert len(w.server.requests("GET")) == 2
+    assert memory(w).holds is None
+    assert memory(w).take(JOB_ID) is None

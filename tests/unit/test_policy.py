@@ -580,10 +580,12 @@ def test_invalid_retry_policy_is_refused(kwargs: dict[str, float]) -> None:
 
 
 def test_default_policies_are_valid_and_documented_values() -> None:
-    """The defaults the benchmark chose (BENCHMARKS.md, README): 3 s x 1.8^(i + phase) capped at 20 s;
-    half of the first hint, then the hint corrected by its countdown rate."""
+    """The defaults the benchmark chose (BENCHMARKS.md, README): 3 s x 1.8^(i + phase) capped at 60 s,
+    or, once learned, from the 5 % point of past jobs by x1.2; half of the first hint, then the hint
+    corrected by its countdown rate."""
     poll, retry = PollPolicy(), RetryPolicy()
-    assert (poll.first, poll.factor, poll.max_interval, poll.min_interval) == (3.0, 1.8, 20.0, 0.05)
+    assert (poll.first, poll.factor, poll.max_interval, poll.min_interval) == (3.0, 1.8, 60.0, 0.05)
+    assert (poll.learn, poll.learn_quantile, poll.learned_factor) == (True, 0.05, 1.2)
     assert (poll.hint_fraction, poll.hint_rate, poll.hint_floor, poll.max_hint) == (0.5, True, 0.1, 600.0)
     assert (poll.random_phase, poll.use_hints, poll.long_poll) == (True, True, 30.0)
     assert retry.attempts >= 2

@@ -10,6 +10,7 @@ import httpx2
 from vtrans import __version__, testing
 from vtrans.client.clock import Clock, SystemClock, VirtualClock
 from vtrans.client.core import Settings
+from vtrans.client.memory import Memory
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.protocol import Simulate
 
@@ -44,10 +45,14 @@ class ClientBase:
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.timeout = timeout
+        #: What this client learned from its jobs (see :mod:`vtrans.client.memory`).
+        self.memory = Memory()
 
     def _settings(self) -> Settings:
-        clock = VirtualClock() if testing.is_testing() else self.clock
-        return Settings(self.poll, self.retry, clock, self.rng, self.timeout)
+        if testing.is_testing():
+            # Each call gets a clock of its own, so times remembered from another call mean nothing.
+            return Settings(self.poll, self.retry, VirtualClock(), self.rng, self.timeout)
+        return Settings(self.poll, self.retry, self.clock, self.rng, self.timeout, self.memory)
 
 
 def as_simulate(simulate: Simulate | dict[str, object] | None) -> Simulate | None:

@@ -28,6 +28,7 @@ from vtrans.client.errors import (
     TransportError,
     Unauthorized,
 )
+from vtrans.client.memory import Memory
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.protocol import (
     PROBLEM_JSON,
@@ -108,6 +109,7 @@ class Settings:
     rng: random.Random
     #: The default per-request timeout, in seconds.
     timeout: float = 10.0
+    memory: Memory = field(default_factory=Memory)
 
 
 @dataclass
@@ -253,7 +255,9 @@ def create(
     body = msgspec.json.encode(JobCreate(language, video_seconds, source_url, callback_url, simulate))
     # The key makes the POST safe to retry: a repeat returns the job the first one created.
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+    sent = settings.clock.now()
     job = yield from call(Send("POST", "/v1/jobs", headers=headers, content=body), decode(Job), settings)
+    settings.memory.created(sent, video_seconds, job)
     log.debug("created job %s (%s, %.0fs of video)", job.id, language, video_seconds)
     return job
 

@@ -7,8 +7,11 @@ and the benchmarks all drive this same object.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+import statistics
+import threading
 from dataclasses import dataclass
 
 
@@ -39,7 +42,7 @@ class PollPolicy:
     #: Growth of the schedule; the worst-case lag is ``(factor - 1)`` times the job's duration.
     factor: float = 1.8
     #: Longest gap between two polls (unless ``first`` is longer), which bounds the lag on long jobs.
-    max_interval: float = 20.0
+    max_interval: float = 60.0
     #: Shortest gap between two polls.
     min_interval: float = 0.05
     #: Once a hint proved short, the next sleep is at least this, growing by ``factor`` each time.
@@ -57,14 +60,31 @@ class PollPolicy:
     #: Ask the server to hold each poll up to this many seconds (``Prefer: wait``, RFC 7240);
     #: 0 never asks. Servers that ignore it are simply polled, at no extra request.
     long_poll: float = 30.0
+    #: Learn from finished jobs how long a video-second takes (:class:`Pace`), and first poll a
+    #: job this client created when the fastest such jobs end, instead of at ``first``.
+    learn: bool = True
+    #: The share of jobs at most that the learned first poll may find already done.
+    learn_quantile: float = 0.05
+    #: Growth of the schedule after a learned first poll: finer, as the spread left is narrow.
+    learned_factor: float = 1.2
 
     def __post_init__(self) -> None:
         if self.long_poll < 0:
             raise ValueError("PollPolicy.long_poll must be >= 0")
-        if not (self.first > 0 and self.factor > 1 and self.max_interval >= self.min_interval > 0):
-            raise ValueError("PollPolicy needs first > 0, factor > 1 and max_interval >= min_interval > 0")
+        if not (
+            self.first > 0
+            and self.factor > 1
+            and self.learned_factor > 1
+            and self.max_interval >= self.min_interval > 0
+        ):
+            raise ValueError(
+                "PollPolicy needs first > 0, factor > 1, learned_factor > 1 and "
+                "max_interval >= min_interval > 0"
+            )
         if not 0 < self.hint_fraction <= 1:
             raise ValueError("PollPolicy.hint_fraction must be in (0, 1]")
+        if not 0 < self.learn_quantile < 1:
+            raise ValueError("PollPolicy.learn_quantile must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -96,9 +116,69 @@ class RetryPolicy:
 HINT_RATES = (0.5, 2.0)
 
 
+class Pace:
+    """Seconds of processing per second of video, learned from this client's finished jobs, so
+    that polling without hints skips the time a job of that length certainly still needs.
+
+    It is one number, ``log_rate``, meant to be the ``PollPolicy.learn_quantile`` q of the jobs'
+    log(duration / video_seconds): a new job is first polled at ``video_seconds * exp(log_rate)``,
+    by which only about a share q of jobs is done. No duration is needed (a spec-literal server
+    reports none), only what the polls saw:
+
+    - the first ``warmup`` jobs run the policy's own schedule; each gives a lower bound of its
+      rate, the last time it was seen pending (a job done at its first poll gives none and is left
+      out). ``log_rate`` starts at the q-quantile of a normal fitted to their logs;
+    - from then on, each job first polled at the learned time says whether that poll found it
+      done (a share q of jobs should): ``log_rate`` moves down by ``step * (1 - q)`` if so and up
+      by ``step * q`` if not (stochastic approximation of the quantile, Robbins-Monro).
+    """
+
+    def __init__(self, warmup: int = 20, step: float = 0.1) -> None:
+        self.warmup, self.step = warmup, step
+        self.log_rate: float | None = None
+        self._bounds: list[float] = []
+        self._lock = threading.Lock()
+
+    def first(self, policy: PollPolicy, video_seconds: float) -> float | None:
+        """Seconds after its creation to first poll a job of ``video_seconds``; ``None`` while
+        nothing is learned (or learning is off), or when it is not later than ``policy.first``."""
+        if self.log_rate is None or not policy.learn:
+            return None
+        first = video_seconds * math.exp(self.log_rate)
+        return first if first > policy.first else None
+
+    def observe(
+        self, policy: PollPolicy, video_seconds: float, pending_until: float, learned_first: float | None
+    ) -> None:
+        """A job of ``video_seconds`` ended; it was last seen pending ``pending_until`` seconds after
+        its creation (0: only by its create), and first polled at ``learned_first`` if learned."""
+        if not (video_seconds > 0 and math.isfinite(pending_until)):
+            return
+        with self._lock:
+            self._observe(policy, video_seconds, pending_until, learned_first)
+
+    def _observe(
+        self, policy: PollPolicy, video_seconds: float, pending_until: float, learned_first: float | None
+    ) -> None:
+        if learned_first is not None and self.log_rate is not None:
+            done_at_first = pending_until <= 0
+            self.log_rate += self.step * (policy.learn_quantile - done_at_first)
+        elif self.log_rate is None and pending_until > 0:
+            self._bounds.append(math.log(pending_until / video_seconds))
+            if len(self._bounds) >= self.warmup:
+                fit = statistics.NormalDist.from_samples(self._bounds)
+                # Bounds with no spread (alike jobs on a virtual clock): inv_cdf needs sigma > 0.
+                self.log_rate = fit.inv_cdf(policy.learn_quantile) if fit.stdev > 0 else fit.mean
+                self._bounds.clear()
+
+
 class Poller:
     """The pacing of one wait: how long to ask the server to hold each poll, and how long to
-    sleep after a pending answer. Feed it what was observed; it never sleeps past ``deadline``."""
+    sleep after a pending answer. Feed it what was observed; it never sleeps past ``deadline``.
+
+    ``learned_first`` is a first poll learned for this job (:class:`Pace`): the schedule then
+    starts exactly there, with no random phase, and grows by ``learned_factor``.
+    """
 
     def __init__(
         self,
@@ -107,7 +187,12 @@ class Poller:
         rng: random.Random,
         deadline: float | None = None,
         long_poll: bool = True,
+        learned_first: float | None = None,
     ) -> None:
+        if learned_first is not None:
+            policy = dataclasses.replace(
+                policy, first=learned_first, factor=policy.learned_factor, random_phase=False
+            )
         self.policy, self.start, self.deadline = policy, start, deadline
         self.phase = rng.random() if policy.random_phase else 0.0
         self.long_poll = long_poll and policy.long_poll >= 1

@@ -152,7 +152,7 @@ def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[J
         if options.transport == "sse" and job_id:
             job = yield from _stream(track, job_id)
         else:
-            job = yield from _poll(track, job_path(job_id) if job_id else "/status")
+            job = yield from _poll(track, job_id)
     except WaitTimeout as timed_out:
         if options.cancel_on_timeout and job_id:
             try:
@@ -163,9 +163,33 @@ def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[J
     return track.finish(job)
 
 
-def _poll(track: Tracker, path: str) -> Flow[Job]:
-    """Poll (asking the server to hold each poll) until the job is terminal."""
-    clock, poller = track.settings.clock, track.poller()
+def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
+    """Poll (asking the server to hold each poll) until the job is terminal.
+
+    A job this client created is waited for from its creation: where polls are not held (the
+    server ignored the last ``Prefer: wait``, or ``transport="poll"``), the create's answer stands
+    for a first poll, and the schedule starts where :class:`~vtrans.client.policy.Pace` says jobs
+    of its length may end.
+    """
+    settings, clock = track.settings, track.settings.clock
+    memory, policy = settings.memory, settings.poll
+    asks = track.options.transport != "poll"
+    created = memory.take(job_id) if job_id else None
+    first = None
+    if created is not None and not (asks and memory.holds is not False):
+        first = memory.pace.first(policy, created.video_seconds)
+        poller = Poller(policy, created.at, settings.rng, track.deadline, asks, first)
+        delay = poller.next_delay(created.at, created.job.estimated_seconds_remaining)
+        if poller.hinted_polls or delay <= clock.now() - created.at:
+            # The first poll follows the create's estimate, or comes after the learned time (the
+            # wait started late): whether it finds the job done says nothing of the learned time.
+            first = None
+        if delay > clock.now() - created.at:
+            yield Sleep(delay - (clock.now() - created.at))
+    else:
+        poller = track.poller()
+    path = job_path(job_id) if job_id else "/status"
+    pending_since = created.at if created is not None else 0.0
     while True:
         sent = clock.now()
         hold = poller.hold(sent)
@@ -178,9 +202,16 @@ def _poll(track: Tracker, path: str) -> Flow[Job]:
             if track.expired():
                 raise track.timeout() from exc
             raise
+        if hold and (seen.held or not seen.job.done):
+            # A final answer may leave out Preference-Applied (RFC 7240 makes it optional): only
+            # a pending one shows that the server ignores holds.
+            memory.holds = seen.held
         yield from track.seen(seen.job)
         if seen.job.done:
+            if created is not None and seen.job.result == "completed":
+                memory.pace.observe(policy, created.video_seconds, pending_since - created.at, first)
             return seen.job
+        pending_since = sent
         now = clock.now()
         if track.expired():
             raise track.timeout()
