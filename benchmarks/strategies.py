@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from vtrans.client.memory import Memory
 from vtrans.client.policy import Poller, PollPolicy
 
 
@@ -44,7 +45,16 @@ class Reply:
 
 
 class Session(Protocol):
-    """The pacing of one wait."""
+    """The pacing of one wait, which starts with the create's answer at t = 0."""
+
+    def start(self, reply: Reply) -> float | None:
+        """The create's (pending) answer at t = 0: seconds until the first poll, ``None``: at once."""
+        ...
+
+    def finish(self, polls: int, last_pending: float, held: bool) -> None:
+        """The ``polls``-th poll saw the job done (``held``: the server honoured its hold); the one
+        before it, or the create if none, was sent at ``last_pending``."""
+        ...
 
     def hold(self, now: float) -> int:
         """Whole seconds to ask the server to hold the next poll (``Prefer: wait``); 0: don't ask."""
@@ -67,15 +77,14 @@ class Strategy:
     asks_hold: bool = False
     #: A fixed interval after each answer, with no randomness: results have a closed form.
     fixed_interval: float | None = None
-    #: Learns across jobs (the jobs must run in order, one client).
-    learns: bool = False
+    #: Sleeps ``fixed_interval`` before its first poll too (else it polls at once).
+    sleeps_first: bool = False
 
     def session(self, rng: random.Random, job: Job) -> Session:
         raise NotImplementedError
 
-    def observe(self, job: Job, last_pending: float, detected: float) -> None:
-        """A wait is over: the last poll that saw the job pending was sent at ``last_pending``, the
-        one that saw it done answered at ``detected`` (the duration is between the two)."""
+    def reset(self) -> None:
+        """Forget what was learned: a new client."""
 
     def gives_up(self, requests: int, detected: float) -> bool:
         """Whether the strategy's default stop condition would have abandoned this wait."""
@@ -83,6 +92,14 @@ class Strategy:
 
 
 class _NoHold:
+    """A published poller: it polls at once, never asks for a hold and learns nothing."""
+
+    def start(self, reply: Reply) -> float | None:
+        return None
+
+    def finish(self, polls: int, last_pending: float, held: bool) -> None:
+        pass
+
     def hold(self, now: float) -> int:
         return 0
 
@@ -91,19 +108,23 @@ class _NoHold:
 
 
 class Fixed(Strategy):
-    """Poll at once, then every ``interval`` seconds after each answer (no jitter)."""
+    """Poll at once (or, ``sleeps_first``, after ``interval``), then every ``interval`` seconds
+    after each answer (no jitter)."""
 
-    def __init__(self, interval: float, name: str) -> None:
+    def __init__(self, interval: float, name: str, sleeps_first: bool = False) -> None:
         self.interval = self.fixed_interval = interval
-        self.name = name
+        self.name, self.sleeps_first = name, sleeps_first
 
     def session(self, rng: random.Random, job: Job) -> Session:
-        return _FixedSession(self.interval)
+        return _FixedSession(self.interval, self.sleeps_first)
 
 
 class _FixedSession(_NoHold):
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
+    def __init__(self, interval: float, sleeps_first: bool) -> None:
+        self.interval, self.sleeps_first = interval, sleeps_first
+
+    def start(self, reply: Reply) -> float | None:
+        return self.interval if self.sleeps_first else None
 
     def next_delay(self, now: float, reply: Reply) -> float:
         return self.interval
@@ -208,7 +229,7 @@ class HoldOnce(Strategy):
         return _HoldOnceSession(self._hold, self.interval)
 
 
-class _HoldOnceSession:
+class _HoldOnceSession(_NoHold):
     def __init__(self, hold: int, interval: float) -> None:
         self._hold, self.interval = hold, interval
 
@@ -223,7 +244,7 @@ class _HoldOnceSession:
 def baselines() -> list[Strategy]:
     """The published pollers of the research table, with their published parameters."""
     return [
-        Fixed(0.5, "fixed 0.5 s (Replicate)"),
+        Fixed(0.5, "fixed 0.5 s (Replicate)", sleeps_first=True),
         Fixed(1.0, "fixed 1 s (OpenAI, Azure .NET)"),
         Fixed(3.0, "fixed 3 s (AssemblyAI)"),
         Fixed(10.0, "fixed 10 s (botocore Transcribe)"),
@@ -249,91 +270,70 @@ def hint_baselines() -> list[Strategy]:
 
 
 class Vtrans(Strategy):
-    """A :class:`PollPolicy` driven through the real :class:`Poller`, as ``waiting._poll`` does."""
+    """A :class:`PollPolicy` run as the client runs it: one client (one
+    :class:`~vtrans.client.memory.Memory`) creating the jobs in turn and waiting for each."""
 
     uses_hints = True
     asks_hold = True
 
     def __init__(self, policy: PollPolicy, name: str, family: str = "vtrans") -> None:
         self.policy, self.name, self.family = policy, name, family
+        self.memory = Memory()
+
+    def reset(self) -> None:
+        self.memory = Memory()
 
     def session(self, rng: random.Random, job: Job) -> Session:
-        return VtransSession(Poller(self.policy, 0.0, rng))
+        return VtransSession(self.policy, self.memory, rng, job.video_seconds)
 
 
 class VtransSession:
-    """``waiting._poll``'s use of the Poller: ``hold(sent)`` before each poll, then
-    ``next_delay(now, hint, held)`` with the body's estimate, else ``Retry-After``."""
+    """``waiting._poll`` for a job the client just created, step for step: the real
+    :class:`Poller` and the client's real :class:`Memory` decide; this only relays."""
 
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
+    def __init__(self, policy: PollPolicy, memory: Memory, rng: random.Random, video_seconds: float) -> None:
+        self.policy, self.memory, self.rng, self.video_seconds = policy, memory, rng, video_seconds
+        self.first: float | None = None
+
+    def start(self, reply: Reply) -> float | None:
+        if self.memory.holds is not False:
+            self.poller = Poller(self.policy, 0.0, self.rng)
+            return None  # a server that may hold polls is asked at once
+        # The server answers polls at once: the create's answer stands for the first poll.
+        first = self.memory.pace.first(self.policy, self.video_seconds)
+        self.poller = Poller(self.policy, 0.0, self.rng, learned_first=first)
+        delay = self.poller.next_delay(0.0, reply.estimate)
+        # As waiting._poll: a first poll that follows the create's estimate teaches nothing.
+        self.first = None if self.poller.hinted_polls else first
+        return delay
 
     def hold(self, now: float) -> int:
         return self.poller.hold(now)
 
     def next_delay(self, now: float, reply: Reply) -> float:
+        if self.poller.asked:
+            self.memory.holds = reply.held is not None
         hint = reply.estimate if reply.estimate is not None else reply.retry_after
         return self.poller.next_delay(now, hint, reply.held, estimate=reply.estimate is not None)
 
-
-class Learned(Strategy):
-    """vtrans that learns from finished jobs how long a video takes (no server hint needed).
-
-    The client keeps one number: ``rate``, seconds of waiting per second of video. A new job's
-    schedule starts at ``first = video_seconds * rate`` (never earlier than the policy's ``first``):
-    the early polls, which would only find a job of that size pending, are skipped. ``rate`` tracks
-    the ``quantile`` of the jobs' duration per video-second, so that about that share of jobs is
-    already done at the first re-poll: after each wait, ``log(rate)`` moves up by ``step * quantile``
-    if the first re-poll found the job pending, down by ``step * (1 - quantile)`` if it found it done
-    at a learned first point (a stochastic-approximation quantile estimate; it needs no duration,
-    which a spec-literal server does not report). It starts from the first job's lower bound (its
-    last pending poll). The real Poller runs the schedule, with ``first`` set per job.
-    """
-
-    learns = True
-
-    def __init__(self, policy: PollPolicy, name: str, quantile: float = 0.05, step: float = 0.1) -> None:
-        self.policy, self.name, self.family = policy, name, "learned"
-        self.quantile, self.step = quantile, step
-        self.log_rate: float | None = None
-
-    def reset(self) -> None:
-        self.log_rate = None
-
-    def first_for(self, job: Job) -> float:
-        if self.log_rate is None:
-            return self.policy.first
-        return max(self.policy.first, job.video_seconds * math.exp(self.log_rate))
-
-    def session(self, rng: random.Random, job: Job) -> Session:
-        policy = dataclasses.replace(self.policy, first=self.first_for(job))
-        return VtransSession(Poller(policy, 0.0, rng))
-
-    def observe(self, job: Job, last_pending: float, detected: float) -> None:
-        if self.log_rate is None:
-            if last_pending > 0:
-                self.log_rate = math.log(last_pending / job.video_seconds)
-            return
-        # Done at the first re-poll: the only pending answer was the one at t = 0. When the policy's
-        # own `first` was later than the learned one, that says nothing about the learned rate.
-        early = last_pending == 0.0
-        if early and job.video_seconds * math.exp(self.log_rate) < self.policy.first:
-            return
-        self.log_rate += self.step * (self.quantile - early)
+    def finish(self, polls: int, last_pending: float, held: bool) -> None:
+        if self.poller.asked and held:  # a final answer that was not held says nothing
+            self.memory.holds = True
+        self.memory.pace.observe(self.policy, self.video_seconds, last_pending, self.first)
 
 
-def vtrans_default() -> Vtrans:
-    return Vtrans(PollPolicy(), "vtrans default")
+CAPS = (1.0, 2.0, 5.0, 20.0, 60.0, 120.0)
 
 
 def sweep_policies(default: PollPolicy) -> list[tuple[str, PollPolicy]]:
-    """The vtrans settings swept: ``first`` x ``factor`` x ``random_phase`` x ``max_interval``, and
-    a finer ``max_interval`` sweep at the default ``first``/``factor``/``random_phase``."""
+    """The vtrans settings swept: ``first`` x ``factor`` x ``random_phase`` x ``max_interval``;
+    ``max_interval`` alone; and the learned start: ``learn_quantile`` x ``factor`` x ``max_interval``
+    (fixed phase); the default without learning."""
     out: list[tuple[str, PollPolicy]] = []
     seen: set[PollPolicy] = {default}
-    caps = (10.0, 30.0, math.inf)
 
-    def add(policy: PollPolicy) -> None:
+    def add(**changes: object) -> None:
+        policy = dataclasses.replace(default, **changes)  # type: ignore[arg-type]
         if policy not in seen:
             seen.add(policy)
             out.append((policy_label(policy), policy))
@@ -341,21 +341,29 @@ def sweep_policies(default: PollPolicy) -> list[tuple[str, PollPolicy]]:
     for first in (0.25, 0.5, 1.0, 3.0):
         for factor in (1.2, 1.3, 1.5, 1.8, 2.0):
             for random_phase in (True, False):
-                for cap in caps:
-                    add(
-                        dataclasses.replace(
-                            default, first=first, factor=factor, random_phase=random_phase, max_interval=cap
-                        )
-                    )
-    for cap in (1.0, 2.0, 5.0, 20.0, 60.0, 120.0):
-        add(dataclasses.replace(default, max_interval=cap))
+                for cap in (10.0, 30.0, math.inf):
+                    add(first=first, factor=factor, random_phase=random_phase, max_interval=cap)
+    for cap in CAPS:
+        add(max_interval=cap)
+    # The learned start, with caps at 0.7 x the baselines' longest intervals, and longer ones.
+    for quantile in (0.0001, 0.001, 0.01, 0.05, 0.2):
+        for cap in (0.35, 0.7, 2.1, 3.5, 7.0, 14.0, 21.0):
+            add(first=0.25, learn_quantile=quantile, learned_factor=1.5, max_interval=cap)
+        for learned_factor in (1.1, 1.2, 1.5, 2.0):
+            for cap in (20.0, 60.0, math.inf):
+                add(learn_quantile=quantile, learned_factor=learned_factor, max_interval=cap)
+    for cap in (20.0, 30.0, 40.0, 60.0):
+        for learned_factor in (1.2, 1.3):
+            add(max_interval=cap, learned_factor=learned_factor, learn_quantile=0.05)
+    add(learn=False)
     return out
 
 
 def policy_label(p: PollPolicy) -> str:
     cap = "inf" if math.isinf(p.max_interval) else f"{p.max_interval:g}"
     phase = "" if p.random_phase else " fixed-phase"
-    return f"vtrans {p.first:g}x{p.factor:g}^n cap {cap}{phase}"
+    learn = f" q{p.learn_quantile:g} then x{p.learned_factor:g}" if p.learn else " no learning"
+    return f"vtrans {p.first:g}x{p.factor:g}^n cap {cap}{phase}{learn}"
 
 
 def describe(p: PollPolicy) -> str:
@@ -363,7 +371,6 @@ def describe(p: PollPolicy) -> str:
     cap = "∞" if math.isinf(p.max_interval) else f"{p.max_interval:g}"
     fields = [f"first={p.first:g}", f"factor={p.factor:g}", f"max_interval={cap}"]
     fields.append(f"random_phase={p.random_phase}")
-    for name in ("hint_fraction", "hint_rate"):
-        if hasattr(p, name):
-            fields.append(f"{name}={getattr(p, name)}")
+    for name in ("hint_fraction", "hint_rate", "learn", "learn_quantile", "learned_factor"):
+        fields.append(f"{name}={getattr(p, name)}")
     return ", ".join(fields)

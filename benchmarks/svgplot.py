@@ -17,7 +17,7 @@ class Point:
     x: float
     y: float
     label: str
-    #: ``baseline``, ``vtrans``, ``before``, ``learned`` or ``sweep`` (sweep points are not labelled).
+    #: ``baseline``, ``vtrans``, ``before``, ``unlearned`` or ``sweep`` (sweep points are not labelled).
     kind: str
     frontier: bool = False
 
@@ -27,7 +27,7 @@ STYLE = {
     "hint": ("#17becf", 4.5),
     "vtrans": ("#d62728", 6.5),
     "before": ("#ff7f0e", 5.5),
-    "learned": ("#2ca02c", 5.0),
+    "unlearned": ("#2ca02c", 5.0),
     "sweep": ("#b0b0b0", 2.5),
 }
 
@@ -87,7 +87,7 @@ def scatter(points: list[Point], title: str, xlabel: str, ylabel: str) -> str:
     if len(front) > 1:
         path = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in front)
         out.append(f'<polyline points="{path}" fill="none" stroke="#999" stroke-dasharray="4 3"/>')
-    order = {"sweep": 0, "baseline": 1, "hint": 1, "learned": 2, "before": 3, "vtrans": 4}
+    order = {"sweep": 0, "baseline": 1, "hint": 1, "unlearned": 2, "before": 3, "vtrans": 4}
     boxes: list[tuple[float, float, float, float]] = []
     for p in sorted(points, key=lambda p: order.get(p.kind, 1)):
         color, r = STYLE.get(p.kind, STYLE["baseline"])
@@ -103,7 +103,7 @@ def scatter(points: list[Point], title: str, xlabel: str, ylabel: str) -> str:
         ("hint", "poller reading hints"),
         ("vtrans", "vtrans default"),
         ("before", "vtrans 0.1.0 defaults"),
-        ("learned", "vtrans + learning"),
+        ("unlearned", "vtrans default, no learning"),
         ("sweep", "vtrans sweep"),
     ]
     kinds = {p.kind for p in points}
