@@ -895,7 +895,10 @@ def findings(plan: Plan, r: Results, verdicts: list[Verdict]) -> list[str]:
         "countdown rate recovers the remaining time exactly; an estimate with independent noise on every "
         "answer would make it less exact (not simulated). One client, a constant RTT, no transport "
         "failures, no server load; requests are counted, not weighted. The video length predicts the "
-        "duration as the service's model says (log-normal, sigma 0.25); the learning gains depend on that.",
+        "duration as the service's model says (log-normal, sigma 0.25); the learning gains depend on that. "
+        "The client waits for its jobs one after the other, so each wait learns from all before it; a "
+        "client that creates many jobs at once learns only as they end (its first 20 run the policy's "
+        "own schedule). A wait for a job the client did not create polls at once and is not learned from.",
         "",
     ]
     return out
