@@ -32,6 +32,7 @@ from vtrans.client.core import (
     with_deadline,
 )
 from vtrans.client.errors import JobFailed, ProtocolError, TransportError, VtransError, WaitTimeout
+from vtrans.client.memory import Created
 from vtrans.client.policy import Poller
 from vtrans.protocol import Job, JobsWait, JobsWaitResult, parse_prefer_wait, parse_retry_after
 
@@ -76,9 +77,11 @@ class Tracker:
         if self.options.timeout is not None:
             self.deadline = self.start + self.options.timeout
 
-    def poller(self) -> Poller:
+    def poller(self, start: float | None = None, learned_first: float | None = None) -> Poller:
+        """The wait's pacing, its schedule from ``start`` (default: the wait's start)."""
         long_poll = self.options.transport != "poll"
-        return Poller(self.settings.poll, self.start, self.settings.rng, self.deadline, long_poll)
+        start = self.start if start is None else start
+        return Poller(self.settings.poll, start, self.settings.rng, self.deadline, long_poll, learned_first)
 
     def expired(self) -> bool:
         return self.deadline is not None and self.settings.clock.now() >= self.deadline
@@ -169,25 +172,14 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
     A job this client created is waited for from its creation: where polls are not held (the
     server ignored the last ``Prefer: wait``, or ``transport="poll"``), the create's answer stands
     for a first poll, and the schedule starts where :class:`~vtrans.client.policy.Pace` says jobs
-    of its length may end.
+    of its length may end. Every such job that completes teaches the Pace.
     """
-    settings, clock = track.settings, track.settings.clock
-    memory, policy = settings.memory, settings.poll
-    asks = track.options.transport != "poll"
+    clock, memory = track.settings.clock, track.settings.memory
     created = memory.take(job_id) if job_id else None
-    first = None
-    if created is not None and not (asks and memory.holds is not False):
-        first = memory.pace.first(policy, created.video_seconds)
-        poller = Poller(policy, created.at, settings.rng, track.deadline, asks, first)
-        delay = poller.next_delay(created.at, created.job.estimated_seconds_remaining)
-        if poller.hinted_polls or delay <= clock.now() - created.at:
-            # The first poll follows the create's estimate, or comes after the learned time (the
-            # wait started late): whether it finds the job done says nothing of the learned time.
-            first = None
-        if delay > clock.now() - created.at:
-            yield Sleep(delay - (clock.now() - created.at))
+    if created is not None and (track.options.transport == "poll" or memory.holds is False):
+        poller, learned = yield from _from_creation(track, created)
     else:
-        poller = track.poller()
+        poller, learned = track.poller(), None
     path = job_path(job_id) if job_id else "/status"
     pending_since = created.at if created is not None else 0.0
     while True:
@@ -209,7 +201,8 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
         yield from track.seen(seen.job)
         if seen.job.done:
             if created is not None and seen.job.result == "completed":
-                memory.pace.observe(policy, created.video_seconds, pending_since - created.at, first)
+                since = pending_since - created.at
+                memory.pace.observe(track.settings.poll, created.video_seconds, since, learned)
             return seen.job
         pending_since = sent
         now = clock.now()
@@ -227,6 +220,24 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
         )
         if delay > 0:
             yield Sleep(delay)
+
+
+def _from_creation(track: Tracker, created: Created) -> Flow[tuple[Poller, float | None]]:
+    """Take the create's answer for a first poll: sleep until the first poll that the schedule
+    (from the creation, learned or not) or the create's estimate calls for. Returns the pacing, and
+    the learned first poll if that is the one in use (what the wait can teach the Pace about)."""
+    clock, policy = track.settings.clock, track.settings.poll
+    learned = track.settings.memory.pace.first(policy, created.video_seconds)
+    poller = track.poller(created.at, learned)
+    delay = poller.next_delay(created.at, created.job.estimated_seconds_remaining)
+    elapsed = clock.now() - created.at
+    if delay > elapsed:
+        yield Sleep(delay - elapsed)
+    if poller.hinted_polls or delay <= elapsed:
+        # The first poll follows the create's estimate, or comes after the learned time (the wait
+        # started late): whether it finds the job done says nothing of the learned time.
+        learned = None
+    return poller, learned
 
 
 def _stream(track: Tracker, job_id: str) -> Flow[Job]:
