@@ -322,13 +322,11 @@ class VtransSession:
         self.memory.pace.observe(self.policy, self.video_seconds, last_pending, self.first)
 
 
-CAPS = (1.0, 2.0, 5.0, 20.0, 60.0, 120.0)
-
-
 def sweep_policies(default: PollPolicy) -> list[tuple[str, PollPolicy]]:
     """The vtrans settings swept: ``first`` x ``factor`` x ``random_phase`` x ``max_interval``;
-    ``max_interval`` alone; and the learned start: ``learn_quantile`` x ``factor`` x ``max_interval``
-    (fixed phase); the default without learning."""
+    ``max_interval`` alone; the learned start: ``learn_quantile`` x ``max_interval`` (caps under the
+    baselines' intervals) and ``learn_quantile`` x ``learned_factor`` x ``max_interval``; the
+    default's ``max_interval`` x ``learned_factor``; the default without learning."""
     out: list[tuple[str, PollPolicy]] = []
     seen: set[PollPolicy] = {default}
 
@@ -343,7 +341,7 @@ def sweep_policies(default: PollPolicy) -> list[tuple[str, PollPolicy]]:
             for random_phase in (True, False):
                 for cap in (10.0, 30.0, math.inf):
                     add(first=first, factor=factor, random_phase=random_phase, max_interval=cap)
-    for cap in CAPS:
+    for cap in (1.0, 2.0, 5.0, 20.0, 60.0, 120.0):
         add(max_interval=cap)
     # The learned start, with caps at 0.7 x the baselines' longest intervals, and longer ones.
     for quantile in (0.0001, 0.001, 0.01, 0.05, 0.2):
