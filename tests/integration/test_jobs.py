@@ -310,6 +310,25 @@ def test_an_idempotency_key_replays_the_same_job(client: httpx2.Client) -> None:
     assert len(set(plain)) == 2, "without a key every POST creates a job"
 
 
+def test_an_idempotency_key_reused_for_another_request_is_refused(
+    client: httpx2.Client, assert_problem: Callable[..., dict[str, Any]]
+) -> None:
+    """draft-ietf-httpapi-idempotency-key-header: a key reused with a different payload is a 422,
+    and it neither creates a job nor changes the one the key names."""
+    key = {"Idempotency-Key": "order-9999"}
+    first = create(client, headers=key, simulate=simulate(60))
+    assert first.status_code == 201
+    before = [job["id"] for page in list_all(client, limit=100) for job in page]
+    for changed in ({"language": "de"}, {"video_seconds": 61}, {"callback_url": "http://127.0.0.1:9/x"}):
+        refused = create(client, headers=key, **changed)
+        body = assert_problem(refused, 422, code="idempotency-key-reused", detail_contains=first.json()["id"])
+        assert "Idempotency-Key" in body["detail"]
+    assert [job["id"] for page in list_all(client, limit=100) for job in page] == before
+    again = create(client, headers=key, simulate=simulate(60))
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+
+
 # --- seeds ------------------------------------------------------------------------------------
 
 SEEDED_LENGTHS = [1, 8, 3, 12, 5, 10]

@@ -66,7 +66,9 @@ def test_every_job_survives_kill_9_with_its_timeline(
         after = {name: client.get(f"/v1/jobs/{job['id']}").json() for name, job in jobs.items()}
         listed_after = [job["id"] for job in client.get("/v1/jobs", params={"limit": 100}).json()["items"]]
         replay = client.post(
-            "/v1/jobs", json={"language": "ja", "video_seconds": 30}, headers={"Idempotency-Key": "survives"}
+            "/v1/jobs",
+            json={"language": "ja", "video_seconds": 30, "source_url": "https://example.com/v.mp4"},
+            headers={"Idempotency-Key": "survives"},
         )
         finished_later = wait_for_job(client, jobs["finishes_later"]["id"], timeout=8)
 

@@ -121,6 +121,14 @@ class Service:
         )
         if created and spec.callback_url is not None:
             self.webhooks.wake()
+        stored = (job.language, job.video_seconds, job.source_url, job.callback_url)
+        if not created and stored != (spec.language, spec.video_seconds, spec.source_url, spec.callback_url):
+            raise ProblemError(
+                422,
+                "idempotency-key-reused",
+                f"This Idempotency-Key was used for a different request, which created {job.id}: "
+                "use a new key for a new job.",
+            )
         return job, created
 
     def find(self, job_id: str) -> StoredJob:
