@@ -279,6 +279,9 @@ def test_an_unknown_route_is_a_404_problem(
         ("POST", f"/v1/jobs/{UNKNOWN_ID}", {"GET", "DELETE"}),
         ("PUT", f"/v1/jobs/{UNKNOWN_ID}", {"GET", "DELETE"}),
         ("POST", "/healthz", {"GET"}),
+        ("GET", "/v1/jobs/wait", {"POST"}),
+        ("DELETE", "/v1/jobs/wait", {"POST"}),
+        ("PUT", "/v1/jobs/wait", {"POST"}),
     ],
 )
 def test_a_wrong_method_is_a_405_problem(

@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
-from starlette.types import Receive
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from vtrans.protocol import (
     JOB_ID_RE,
@@ -477,13 +477,28 @@ def _by_method(
     **endpoints: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     """One endpoint per path that dispatches on the method (HEAD as GET), so Starlette's 405
-    carries the path's full ``Allow`` list rather than the first route's."""
+    carries the path's full ``Allow`` list rather than the first route's. On a route that takes
+    every method, it answers the 405 itself."""
+    allow = {"Allow": ", ".join(endpoints)}
 
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
+        if method not in endpoints:
+            raise HTTPException(405, headers=allow)
         return await endpoints[method](request)
 
     return endpoint
+
+
+class _EveryMethod:
+    """An endpoint that Starlette routes every method to (a plain function's route is GET only):
+    an ASGI app, which is what Starlette takes a class instance for."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -511,12 +526,13 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            # The hot paths first: Starlette tries routes in order (a method mismatch is only a
-            # partial match, so POST /v1/jobs/wait still finds its own route below).
+            # Every method matches this route in full, so that GET /v1/jobs/wait is a 405 here
+            # rather than a request for a job called "wait" below.
+            Route("/v1/jobs/wait", _EveryMethod(_by_method(POST=wait_jobs))),
+            # Then the hot paths: Starlette tries routes in order.
             Route("/v1/jobs/{job_id}", _by_method(GET=get_job, DELETE=cancel_job), methods=["GET", "DELETE"]),
             Route("/status", get_status, methods=["GET"]),
             Route("/v1/jobs", _by_method(GET=list_jobs, POST=create_job), methods=["GET", "POST"]),
-            Route("/v1/jobs/wait", wait_jobs, methods=["POST"]),
             Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),
             Route("/v1/jobs/{job_id}/webhook", get_webhook, methods=["GET"]),
             Route("/v1/webhook-secret", get_webhook_secret, methods=["GET"]),
