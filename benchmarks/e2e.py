@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import functools
 import hashlib
 import json
 import math
@@ -533,7 +534,7 @@ async def library_run(service: Service, row: Row, p: Plan, timeout: float) -> Wa
 
     size = math.ceil(n / row.shards) + 16
     limits = httpx2.Limits(max_connections=size, max_keepalive_connections=row.keepalive or size)
-    hooks = {"request": [on_request], "response": [on_response]}
+    hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request], "response": [on_response]}
     clients = [
         vtrans.AsyncClient(
             service.url,
@@ -657,8 +658,11 @@ async def raw_run(service: Service, row: Row, p: Plan, timeout: float) -> WaitRu
 def run_async(make: Callable[[], Coroutine[Any, Any, T]], fast_loop: bool) -> T:
     """Run a coroutine on a new loop: uvloop for the raw-socket clients, else asyncio's own."""
     if fast_loop and uvloop is not None:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(make())
+        loop = uvloop.new_event_loop()
+        try:
+            return loop.run_until_complete(make())
+        finally:
+            loop.close()
     return asyncio.run(make())
 
 
@@ -673,9 +677,9 @@ def transports(args: argparse.Namespace, workdir: Path, rows: Sequence[Row]) -> 
             with running(workdir, f"{row.key}-{rep}", CLIENT_HOLD, args.server_cpu) as service:
                 log(f"part 1, run {rep + 1}/{args.repeat}: {row.label}, {len(p.offsets)} jobs")
                 if row.kind == "raw":
-                    run = run_async(lambda s=service, r=row, q=p: raw_run(s, r, q, timeout), True)
+                    run = run_async(functools.partial(raw_run, service, row, p, timeout), True)
                 else:
-                    run = run_async(lambda s=service, r=row, q=p: library_run(s, r, q, timeout), False)
+                    run = run_async(functools.partial(library_run, service, row, p, timeout), False)
             log(
                 f"  lag p50 {ms(pct(run.lags, 50))} p99 {ms(pct(run.lags, 99))} "
                 f"max {ms(max(run.lags, default=math.nan))} ms; "
@@ -866,7 +870,7 @@ def fanouts(args: argparse.Namespace, workdir: Path) -> list[Fanout]:
     for rep in range(args.repeat):
         with running(workdir, f"fanout-{rep}", 120, args.server_cpu) as service:
             log(f"part 2, run {rep + 1}/{args.repeat}: {args.waiters} long-poll waiters")
-            result = run_async(lambda s=service: fanout_run(s, args), True)
+            result = run_async(functools.partial(fanout_run, service, args), True)
         log(
             f"  RSS {result.rss_held / 2**20:.0f} MB held ({result.held}/{result.waiters}); "
             f"single completion among them {', '.join(ms(x, 2) for x in result.held_lags)} ms; cancel "
