@@ -748,8 +748,7 @@ def render(plan: Plan, r: Results, verdicts: list[Verdict], args: argparse.Names
         t += [table(cell, shown, front, bold), ""]
     t += [
         f"Only the frontier points of the sweep are listed; the run writes all {len(plan.sweep)} settings "
-        "and "
-        "the learning variants to `{out}/polling-sweep.md` (git-ignored, like all of `{out}`).",
+        "to `{out}/polling-sweep.md` (git-ignored, like all of `{out}`).",
         "",
     ]
 
