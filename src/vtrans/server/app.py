@@ -12,7 +12,6 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -45,6 +44,7 @@ from vtrans.server.problems import ProblemError, on_http_exception, on_problem, 
 from vtrans.server.simulation import State, draw_fixed_delay, draw_timeline, state_at
 from vtrans.server.store import Store, StoredJob
 from vtrans.server.webhooks import SECRET_KEY, WebhookSender, new_secret
+from vtrans.server.wire import to_wire
 
 log = logging.getLogger(__name__)
 
@@ -205,28 +205,6 @@ class JSONBytes(Response):
 
 def new_job_id() -> str:
     return f"job_{uuid.uuid4().hex}"
-
-
-def _time(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc)
-
-
-def to_wire(job: StoredJob, state: State, now: float) -> Job:
-    remaining = state.estimated_remaining
-    return Job(
-        id=job.id,
-        result=state.result,
-        progress=state.progress,
-        language=job.language,
-        video_seconds=job.video_seconds,
-        created_at=_time(job.timeline.created_at),
-        finished_at=_time(state.finished_at),
-        estimated_completion_at=None if remaining is None else _time(now + remaining),
-        estimated_seconds_remaining=None if remaining is None else max(0.001, round(remaining, 3)),
-        error=state.error,
-        source_url=job.source_url,
-        callback_url=job.callback_url,
-    )
 
 
 def _header(request: Request, name: bytes) -> str | None:

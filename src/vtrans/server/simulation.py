@@ -6,11 +6,12 @@ Any process that can read a stored :class:`Timeline` can answer for it, and a re
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
+
+import msgspec
 
 from vtrans.protocol import JobError, Result, Simulate
 
@@ -50,9 +51,12 @@ class SimulationConfig:
             raise ValueError("error_rate must be between 0 and 1")
 
 
-@dataclass(frozen=True)
-class Timeline:
-    """Everything that will happen to a job, fixed at creation. Times are Unix seconds."""
+class Timeline(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything that will happen to a job, fixed at creation. Times are Unix seconds.
+
+    Stores keep it whole (msgspec-encoded): a field added later needs a default, so that
+    timelines stored before it still decode.
+    """
 
     created_at: float
     #: When the job would complete if nothing went wrong.
@@ -158,7 +162,7 @@ def cancel(timeline: Timeline, t: float) -> Timeline:
     """The timeline of a job cancelled at ``t``; a job already finished is left unchanged."""
     if t >= timeline.ends_at:
         return timeline
-    return dataclasses.replace(timeline, ends_at=t, outcome="error", error=CANCELLED)
+    return msgspec.structs.replace(timeline, ends_at=t, outcome="error", error=CANCELLED)
 
 
 def _progress(timeline: Timeline, t: float) -> float:
