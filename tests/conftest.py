@@ -30,6 +30,9 @@ Fixtures:
     poll with a bounded deadline (the only kind of waiting tests do; never a bare sleep).
 ``assert_problem``
     check an RFC 9457 ``application/problem+json`` answer (status, ``type``, ``title``, ``detail``).
+``pg_url``
+    the URL of a fresh PostgreSQL database of this test's own, dropped at teardown (skipped,
+    which fails CI, when PostgreSQL is not running on 127.0.0.1:5432).
 
 A service that fails to start raises :class:`ServiceError` quoting its log; each process's log
 is ``service-N.log`` in the test's ``tmp_path``. For annotations, import the types under
@@ -38,6 +41,8 @@ is ``service-N.log`` in the test's ``tmp_path``. For annotations, import the typ
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import inspect
 import itertools
 import os
@@ -48,12 +53,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
+import asyncpg
 import httpx2
 import pytest
 
@@ -396,6 +403,35 @@ def assert_problem(
 def assert_problem_fixture() -> Callable[..., dict[str, Any]]:
     """:func:`assert_problem`: check an ``application/problem+json`` answer."""
     return assert_problem
+
+
+#: Where the tests make (and drop) their PostgreSQL databases.
+PG_ADMIN = os.environ.get("VTRANS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_admin(statement: str) -> None:
+    async def run() -> None:
+        connection = await asyncpg.connect(PG_ADMIN, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    # In a thread of its own: the fixture may be asked for from inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (``postgresql://…``), dropped at teardown."""
+    name = f"vtrans_test_{uuid.uuid4().hex[:16]}"
+    try:
+        _pg_admin(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL is not available at {PG_ADMIN}: {exc}")
+    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -86,7 +86,7 @@ BAD_BODIES = [
     case(b'{"language": "fr", "video_seconds": 1e400}', 422, None, "video_seconds", "video-overflow"),
     # Languages.
     case(body(language="xx"), 422, "unknown-language", "xx", "language-unknown"),
-    case(body(language="EN"), 422, "unknown-language", "EN", "language-wrong-case"),
+    case(body(language="e-n"), 422, "unknown-language", "e-n", "language-mangled"),
     case(body(language=""), 422, None, "language", "language-empty"),
     case(body(language="e" * 17), 422, None, "language", "language-too-long"),
     # URLs.
@@ -100,6 +100,10 @@ BAD_BODIES = [
     case(body(callback_url="mailto:ops@example.com"), 422, None, "callback_url", "callback-mailto"),
     case(body(callback_url="http://[::1/hook"), 422, None, "callback_url", "callback-bad-ipv6"),
     case(body(callback_url="http://example.com:99999/h"), 422, None, "callback_url", "callback-bad-port"),
+    case(body(callback_url="http://127.0.0.1:9/x\u0000"), 422, None, "callback_url", "callback-nul"),
+    case(body(callback_url="http://127.0.0.1:9/x\r\nX-Evil: 1"), 422, None, "callback_url", "callback-crlf"),
+    case(body(callback_url="http://127.0.0.1:9/a b"), 422, None, "callback_url", "callback-space"),
+    case(body(source_url="https://example.com/\u0007v.mp4"), 422, None, "source_url", "source-bell"),
     # Simulation overrides.
     case(body(simulate={"duration_seconds": -1}), 422, None, "duration_seconds", "sim-negative"),
     case(body(simulate={"duration_seconds": 1e9}), 422, None, "duration_seconds", "sim-absurd"),

@@ -498,30 +498,23 @@ def test_a_resumed_stream_does_not_repeat_the_event_it_was_resumed_from(push: Se
 async def test_a_stream_sends_keep_alives_and_ends_at_its_lifetime() -> None:
     """Not configurable from the command line: the stream generator itself, with a short
     keep-alive and lifetime (the client then reconnects with ``Last-Event-ID``)."""
-    from vtrans.server.events import StreamConfig, job_events
-    from vtrans.server.notifications import Notifier
-    from vtrans.server.simulation import SimulationConfig, draw_timeline
-    from vtrans.server.store import Store
+    from vtrans.protocol import JobCreate
+    from vtrans.server.config import ServerConfig, StreamConfig
+    from vtrans.server.http.events import frames as sse_frames
+    from vtrans.server.service import Service
+    from vtrans.server.stores.memory import MemoryStore
 
-    store = Store(":memory:")
-    now = time.time()
-    timeline = draw_timeline(SimulationConfig(), random.Random(0), now, 60, Simulate(duration_seconds=1000))
-    job, _ = store.add(
-        id="job_" + "a" * 32,
-        language="fr",
-        video_seconds=60,
-        source_url=None,
-        callback_url=None,
-        timeline=timeline,
-    )
-    config = StreamConfig(progress_interval=5.0, keepalive=0.1, max_lifetime=0.45, retry_ms=250)
+    stream = StreamConfig(progress_interval=5.0, keepalive=0.1, max_lifetime=0.45, retry_ms=250)
+    service = Service(ServerConfig(store="memory", stream=stream), MemoryStore())
+    await service.start()
+    view, _ = await service.create(JobCreate("fr", 60, simulate=Simulate(duration_seconds=1000)))
     frames: list[bytes] = []
     started = time.monotonic()
     with anyio.fail_after(3):
-        async for chunk in job_events(job, None, store, Notifier(), time.time, lambda *_: b"{}", config):
+        async for chunk in sse_frames(await service.events(view.job.id, None), stream.retry_ms):
             frames.append(chunk)
     lived = time.monotonic() - started
-    store.close()
+    await service.stop()
     assert frames[0] == b"retry: 250\n\n"
     assert frames[1].startswith(b"event: progress\nid: p0\n")
     keep_alives = frames[2:]
@@ -535,19 +528,20 @@ async def test_the_client_resumes_a_stream_that_reached_its_lifetime() -> None:
     """In process (``create_app`` over ``httpx2.ASGITransport``), because the stream's lifetime is
     not configurable from the command line: each stream lives 0.5 s, the job 1.6 s. The client
     reconnects with ``Last-Event-ID`` each time and still ends with the terminal state."""
-    from vtrans.server.app import create_app
-    from vtrans.server.config import ServerConfig
-    from vtrans.server.events import StreamConfig
+    from vtrans.server.config import ServerConfig, StreamConfig
+    from vtrans.server.http import create_app
 
     stream = StreamConfig(progress_interval=0.2, keepalive=0.1, max_lifetime=0.5)
     app = create_app(ServerConfig(store="memory", status_delay_min=1, status_delay_max=1, stream=stream))
     rec = Recorder()
     http = rec.async_client("http://vtrans.test", transport=httpx2.ASGITransport(app=app))
+    await app.service.start()  # ASGITransport runs no lifespan
     async with vtrans.AsyncClient("http://vtrans.test", http_client=http) as client:
         job = await client.create("fr", 10, simulate={"duration_seconds": 1.6, "outcome": "completed"})
         assert job.id is not None
         with anyio.fail_after(10):
             states = [state async for state in client.events(job.id, timeout=45)]
+    await app.service.stop()
 
     streams = rec.requests("GET", f"{ids_path(job)}/events")
     assert 3 <= len(streams) <= 5, streams  # a new stream every 0.5 s for 1.6 s

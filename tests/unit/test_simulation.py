@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +22,6 @@ from vtrans.server.simulation import (
     draw_timeline,
     state_at,
 )
-from vtrans.server.store import Store, StoredJob
 
 T0 = 1_700_000_000.0  # an arbitrary "now"
 EXACT = SimulationConfig(duration_spread=0.0, estimate_spread=0.0, error_rate=0.0)
@@ -311,125 +308,3 @@ def test_simulation_config_accepts_the_edges() -> None:
         base_seconds=0, seconds_per_video_second=0, duration_spread=0, estimate_spread=0, error_rate=0
     )
     SimulationConfig(error_rate=1.0)
-
-
-# --- the store --------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["memory", "file"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    path = ":memory:" if request.param == "memory" else tmp_path / "sub" / "jobs.db"
-    db = Store(path)
-    yield db
-    db.close()
-
-
-def add(store: Store, n: int, key: str | None = None, **sim: object) -> tuple[StoredJob, bool]:
-    timeline = draw(n, 10.0 * (n + 1), SimulationConfig(error_rate=0.0), **sim)
-    return store.add(
-        id=f"job_{n:032x}",
-        language="fr",
-        video_seconds=10.0 * (n + 1),
-        source_url=f"https://example.com/{n}.mp4",
-        callback_url=None,
-        timeline=timeline,
-        idempotency_key=key,
-    )
-
-
-def test_store_add_then_get_round_trips(store: Store) -> None:
-    assert store.count() == 0
-    job, created = add(store, 1)
-    assert created
-    assert store.get(job.id) == job
-    failed, _ = add(store, 2, error_code="quota_exceeded")
-    fetched = store.get(failed.id)
-    assert fetched == failed
-    assert fetched is not None
-    assert fetched.timeline.error == JobError("quota_exceeded", "The translation failed (quota_exceeded).")
-    assert store.count() == 2
-    assert fetched.seq > job.seq
-    assert store.get("job_" + "f" * 32) is None
-
-
-def test_store_idempotency_key_returns_the_first_job(store: Store) -> None:
-    first, created = add(store, 1, key="k1")
-    again, created_again = add(store, 2, key="k1")
-    assert created
-    assert not created_again
-    assert again == first
-    assert store.count() == 1
-    other, created_other = add(store, 3, key="k2")
-    assert created_other
-    assert other != first
-    assert store.count() == 2
-
-
-def test_store_cancel_ends_pending_jobs_only(store: Store) -> None:
-    pending, _ = add(store, 1, duration_seconds=100.0)
-    done, _ = add(store, 2, duration_seconds=1.0)
-    now = T0 + 10
-    cancelled = store.cancel(pending.id, now)
-    assert cancelled is not None
-    assert cancelled.timeline.ends_at == now
-    assert cancelled.timeline.outcome == "error"
-    assert cancelled.timeline.error == CANCELLED
-    assert cancelled.timeline.created_at == pending.timeline.created_at
-    assert store.get(pending.id) == cancelled
-    assert store.cancel(pending.id, now + 5) == cancelled, "cancelling twice changes nothing"
-    assert store.cancel(done.id, now) == done
-    assert store.cancel("job_" + "f" * 32, now) is None
-
-
-def test_store_lists_newest_first_with_pages_and_filters(store: Store) -> None:
-    jobs = [add(store, n, duration_seconds=float(n))[0] for n in range(1, 8)]  # ends at T0+1 .. T0+7
-    add(store, 8, duration_seconds=2.0, outcome="error")
-    store.cancel(jobs[-1].id, T0 + 0.5)
-    now = T0 + 4.5  # jobs 1-4 completed, 5-6 pending, 7 cancelled, 8 failed
-
-    everything = store.list_jobs(before_seq=None, limit=100, result=None, now=now)
-    assert [j.seq for j in everything] == sorted((j.seq for j in everything), reverse=True)
-    assert len(everything) == 8
-
-    seen, before = [], None
-    while True:
-        page = store.list_jobs(before_seq=before, limit=3, result=None, now=now)
-        seen += page
-        if len(page) < 3:
-            break
-        before = page[-1].seq
-    assert [j.id for j in seen] == [j.id for j in everything]
-
-    def ids(result: str) -> set[str]:
-        return {j.id for j in store.list_jobs(before_seq=None, limit=100, result=result, now=now)}  # type: ignore[arg-type]
-
-    assert ids("completed") == {f"job_{n:032x}" for n in (1, 2, 3, 4)}
-    assert ids("pending") == {f"job_{n:032x}" for n in (5, 6)}
-    assert ids("error") == {f"job_{n:032x}" for n in (7, 8)}
-
-
-def test_store_meta(store: Store) -> None:
-    assert store.get_meta("status_job_id") is None
-    store.set_meta("status_job_id", "job_a")
-    assert store.get_meta("status_job_id") == "job_a"
-    store.set_meta("status_job_id", "job_b")
-    assert store.get_meta("status_job_id") == "job_b"
-
-
-def test_a_store_file_keeps_everything_after_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.db"
-    first = Store(path)
-    job, _ = add(first, 1, key="k")
-    first.set_meta("m", "v")
-    first.cancel(job.id, T0 + 1)
-    kept = first.get(job.id)
-    first.close()
-
-    second = Store(path)
-    try:
-        assert second.get(job.id) == kept
-        assert second.get_meta("m") == "v"
-        assert add(second, 2, key="k") == (kept, False)
-        assert second.count() == 1
-    finally:
-        second.close()

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2
 from rich import box
@@ -33,6 +34,9 @@ from vtrans.cli.display import ICONS, NOTES, JobBars, error, fmt_duration, fmt_l
 from vtrans.cli.errors import Exit, describe
 from vtrans.client import AsyncClient, Transport, VtransError
 from vtrans.protocol import Job, Simulate
+
+if TYPE_CHECKING:
+    from vtrans.server.stores import StoredJob
 
 #: Videos of these lengths (seconds), in this order, for ``--jobs`` up to 20.
 VIDEO_SECONDS = (10, 30, 60, 120, 300, 20, 45, 90, 180, 240, 15, 40, 75, 150, 270, 25, 50, 105, 210, 360)
@@ -168,16 +172,20 @@ class LocalService:
 
         The spec's body is only ``{"result": ...}``; the service keeps the rest in its store.
         """
-        try:
-            from vtrans.server.app import STATUS_JOB_KEY
-            from vtrans.server.store import Store
+        from vtrans.server.service import STATUS_JOB_KEY
+        from vtrans.server.stores.sqlite import sqlite_store
 
-            store = Store(self.db_path)
+        async def read() -> StoredJob | None:
+            store = sqlite_store(self.db_path, read_only=True)
+            await store.open()
             try:
-                job_id = store.get_meta(STATUS_JOB_KEY)
-                job = store.get(job_id) if job_id else None
+                job_id = await store.get_meta(STATUS_JOB_KEY)
+                return await store.get(job_id) if job_id else None
             finally:
-                store.close()
+                await store.close()
+
+        try:
+            job = asyncio.run(read())
         except Exception:  # only a footnote is lost
             return None
         return None if job is None else (job.timeline.created_at, job.timeline.ends_at)

@@ -10,6 +10,7 @@ code   meaning
 4      not found: no such job on this service
 5      the service could not be reached, kept failing, refused the request, or did not
        answer with the vtrans protocol (any other client error)
+6      ``serve`` could not start (its store cannot be used, its port is taken)
 130    interrupted (Ctrl-C); the job keeps running on the service
 =====  ==========================================================================
 """
@@ -40,6 +41,7 @@ class Exit(enum.IntEnum):
     TIMED_OUT = 3
     NOT_FOUND = 4
     SERVICE = 5
+    START_FAILED = 6
     INTERRUPTED = 130
 
 
@@ -53,6 +55,7 @@ Exit codes:
     4  no such job
     5  the service could not be reached, failed, refused the request,
        or did not speak the vtrans protocol
+    6  serve could not start (its store or its port)
   130  interrupted (the job keeps running on the service)"""
 
 

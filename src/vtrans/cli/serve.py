@@ -10,10 +10,17 @@ import click
 @click.option("--port", default=8000, type=click.IntRange(0, 65535), envvar="VTRANS_PORT")
 @click.option(
     "--store",
-    type=click.Choice(["sqlite", "memory"]),
     default="sqlite",
     envvar="VTRANS_STORE",
-    help="Where jobs live: a durable SQLite file, or memory.",
+    metavar="sqlite|memory|postgresql://USER@HOST:PORT/DB",
+    help="Where jobs live: a durable SQLite file (one process), memory, or PostgreSQL (many processes).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    type=click.IntRange(1, 256),
+    envvar="VTRANS_WORKERS",
+    help="Processes serving the port (more than 1 needs --store postgresql://…).",
 )
 @click.option(
     "--db",
@@ -117,6 +124,7 @@ def serve(
     host: str,
     port: int,
     store: str,
+    workers: int,
     db_path: str,
     delay: float | None,
     delay_min: float,
@@ -136,10 +144,12 @@ def serve(
     access_log: bool,
 ) -> None:
     """Run the simulated translation service."""
-    from vtrans.server.config import ServerConfig
+    from vtrans.cli.errors import Exit
+    from vtrans.server.config import ServerConfig, WebhookConfig
+    from vtrans.server.outbox import check_secret
+    from vtrans.server.run import StartupError
     from vtrans.server.run import serve as run
     from vtrans.server.simulation import SimulationConfig
-    from vtrans.server.webhooks import WebhookConfig, check_secret
 
     if delay is not None:
         delay_min = delay_max = delay
@@ -169,7 +179,11 @@ def serve(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    run(config, host, port, access_log=access_log)
+    try:
+        run(config, host, port, workers=workers, access_log=access_log)
+    except (StartupError, ValueError) as exc:
+        click.echo(f"vtrans serve: {exc}", err=True)
+        raise SystemExit(Exit.START_FAILED) from None
 
 
 def _delays(text: str) -> tuple[float, ...]:

@@ -5,16 +5,57 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from vtrans.server.events import StreamConfig
 from vtrans.server.simulation import SimulationConfig
-from vtrans.server.webhooks import WebhookConfig
+from vtrans.server.stores import is_store_spec
+
+#: Standard Webhooks' suggested schedule: the waits before each retry (5 s, 5 min, 30 min, 2 h, …).
+STANDARD_RETRY_DELAYS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Server-Sent Events: how often progress is sent, keep-alives, lifetime."""
+
+    progress_interval: float = 1.0
+    keepalive: float = 15.0
+    max_lifetime: float = 300.0
+    #: A client that does not take an event within this many seconds is dropped.
+    send_timeout: float = 10.0
+    #: The reconnection delay suggested to clients (SSE ``retry:``), in milliseconds.
+    retry_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Webhook deliveries: signing, retries, and how long and how many at once."""
+
+    #: ``whsec_`` + base64 key; without one, a secret is generated once and kept in the store.
+    secret: str | None = None
+    retry_delays: tuple[float, ...] = STANDARD_RETRY_DELAYS
+    #: How long one delivery may take in all (connect, send, reply), in seconds.
+    timeout: float = 15.0
+    #: Deliveries in flight at once, per process.
+    concurrency: int = 16
+    #: At most this much of a receiver's reply is read (only its status matters).
+    max_reply_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if not (self.timeout > 0 and self.concurrency >= 1 and self.max_reply_bytes >= 0):
+            raise ValueError("webhooks need timeout > 0, concurrency >= 1 and max_reply_bytes >= 0")
+
+    @property
+    def lease(self) -> float:
+        """How long a process holds a delivery it claimed: longer than a delivery can take, so
+        no two processes ever send it at once; a process that dies loses it after this."""
+        return 2 * self.timeout + 1.0
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the service needs to know; the defaults make a realistic sandbox."""
 
-    #: ``sqlite`` (a durable file, the default) or ``memory`` (gone when the process ends).
+    #: ``sqlite`` (a durable file, the default), ``memory`` (gone when the process ends), or a
+    #: ``postgresql://user@host:port/db`` URL (shared by many processes).
     store: str = "sqlite"
     db_path: str = "vtrans.db"
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -38,8 +79,8 @@ class ServerConfig:
     retry_after_max: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.store not in ("sqlite", "memory"):
-            raise ValueError(f"store must be 'sqlite' or 'memory', not {self.store!r}")
+        if not is_store_spec(self.store):
+            raise ValueError(f"store must be sqlite, memory or a postgresql://… URL, not {self.store!r}")
         lo, hi = self.status_delay_min, self.status_delay_max
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
             raise ValueError("the /status delay needs 0 <= min <= max (seconds)")

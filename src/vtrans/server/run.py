@@ -1,15 +1,33 @@
-"""Run the service on uvicorn (httptools and uvloop when installed, as ``uvicorn[standard]`` does)."""
+"""Run the service on uvicorn (httptools and uvloop when installed, as ``uvicorn[standard]`` does),
+in one process or in ``workers`` processes sharing one port and one store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import resource
+import socket
+from typing import Any
 
+import msgspec
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.logging import DefaultFormatter
+from uvicorn.supervisors import Multiprocess
 
-from vtrans.server.app import create_app
 from vtrans.server.config import ServerConfig
+from vtrans.server.http import create_app
+from vtrans.server.stores import StoreError, make_store
+
+log = logging.getLogger(__name__)
+
+#: How a ``--workers`` parent hands the configuration to its worker processes.
+CONFIG_ENV = "VTRANS_SERVER_CONFIG_JSON"
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message says why in one line."""
 
 
 def serve(
@@ -17,25 +35,81 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
+    workers: int = 1,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM)."""
+    """Serve until interrupted (SIGINT or SIGTERM). Raises :class:`StartupError` when the store
+    cannot be used or the port cannot be listened on."""
+    _log_to_stderr(log_level)
     _raise_open_files_limit()
-    handler = logging.StreamHandler()
-    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
-    service_log = logging.getLogger("vtrans")
-    service_log.addHandler(handler)
-    service_log.setLevel(log_level.upper())
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level=log_level,
-        backlog=4096,
-        timeout_graceful_shutdown=2,
+    store = make_store(config.store, config.db_path)
+    if workers > 1 and not store.shared:
+        raise StartupError(
+            f"--workers {workers} needs a store that several processes share (--store postgresql://…); "
+            f"the {config.store} store is served by one process"
+        )
+    try:
+        asyncio.run(_check(store))
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    sock = _listen(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    log.info(
+        "vtrans serving on http://%s:%d with %d process%s, store: %s (Ctrl-C to stop)",
+        shown,
+        sock.getsockname()[1],
+        workers,
+        "" if workers == 1 else "es",
+        store.name,
     )
+    options: dict[str, Any] = {
+        "access_log": access_log,
+        "log_level": log_level,
+        "backlog": 4096,
+        "timeout_graceful_shutdown": 2,
+    }
+    if workers == 1:
+        uvicorn.Server(uvicorn.Config(create_app(config), **options)).run(sockets=[sock])
+        return
+    os.environ[CONFIG_ENV] = msgspec.json.encode(config).decode()
+    app = f"{__name__}:app_from_environment"
+    Multiprocess(uvicorn.Config(app, factory=True, workers=workers, **options), sockets=[sock]).run()
+
+
+def app_from_environment() -> ASGIApp:
+    """The app of a worker process, configured by its parent (see :data:`CONFIG_ENV`)."""
+    _log_to_stderr(logging.getLevelName(logging.getLogger("uvicorn.error").getEffectiveLevel()).lower())
+    return create_app(msgspec.json.decode(os.environ[CONFIG_ENV], type=ServerConfig))
+
+
+async def _check(store: Any) -> None:
+    """Open and close the store once: a store that cannot be used fails here, in one line, and the
+    schema exists before any worker starts."""
+    await store.open()
+    await store.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _log_to_stderr(level: str) -> None:
+    service_log = logging.getLogger("vtrans")
+    if not service_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+        service_log.addHandler(handler)
+    service_log.setLevel(level.upper())
 
 
 def _raise_open_files_limit() -> None:
@@ -47,4 +121,4 @@ def _raise_open_files_limit() -> None:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
-            logging.getLogger(__name__).warning("could not raise the open-files limit from %d", soft)
+            log.warning("could not raise the open-files limit from %d", soft)

@@ -158,6 +158,32 @@ def state_at(timeline: Timeline, t: float) -> State:
     )
 
 
+class Window(NamedTuple):
+    """The stored timelines whose result is one value at one instant, as bounds on the columns a
+    store indexes (``ends_at``, ``outcome``): what a store filters on without knowing the rules."""
+
+    #: ``ends_at > ends_after``.
+    ends_after: float | None = None
+    #: ``ends_at <= ends_by``.
+    ends_by: float | None = None
+    outcome: Outcome | None = None
+
+    def holds(self, timeline: Timeline) -> bool:
+        """Whether ``timeline`` is in the window (what a store without SQL checks)."""
+        return (
+            (self.ends_after is None or timeline.ends_at > self.ends_after)
+            and (self.ends_by is None or timeline.ends_at <= self.ends_by)
+            and (self.outcome is None or timeline.outcome == self.outcome)
+        )
+
+
+def window(result: Result, t: float) -> Window:
+    """The timelines whose :func:`state_at` ``t`` has ``result``."""
+    if result == "pending":
+        return Window(ends_after=t)
+    return Window(ends_by=t, outcome=result)
+
+
 def cancel(timeline: Timeline, t: float) -> Timeline:
     """The timeline of a job cancelled at ``t``; a job already finished is left unchanged."""
     if t >= timeline.ends_at:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from vtrans.protocol import Job
 from vtrans.server.simulation import State
-from vtrans.server.store import StoredJob
+from vtrans.server.stores import StoredJob
 
 
 def _time(t: float | None) -> datetime | None:

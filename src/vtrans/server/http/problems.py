@@ -10,7 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vtrans.protocol import PROBLEM_JSON, Problem, problem_type
+from vtrans.protocol import PROBLEM_JSON, Problem, format_retry_after, problem_type
+from vtrans.server import errors
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,19 @@ _TITLES = {
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
+#: The status of each kind of refusal of the service layer.
+STATUS: dict[type[errors.ServiceError], int] = {
+    errors.Malformed: 400,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    errors.Unavailable: 503,
+}
+#: How long to ask clients to wait when the store fails.
+STORE_RETRY_AFTER = 2
 
 
 class ProblemError(Exception):
@@ -52,6 +65,20 @@ def problem_response(
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
     return problem_response(request, exc.status, exc.code, exc.detail, exc.headers)
+
+
+async def on_service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ServiceError)
+    headers = None if exc.retry_after is None else {"Retry-After": format_retry_after(exc.retry_after)}
+    return problem_response(request, STATUS.get(type(exc), 400), exc.code, exc.detail, headers)
+
+
+async def on_store_error(request: Request, exc: Exception) -> Response:
+    log.warning("%s %s: the store failed: %s", request.method, request.url.path, exc)
+    detail = "The service cannot reach its store right now; try again shortly."
+    return problem_response(
+        request, 503, "store-unavailable", detail, {"Retry-After": str(STORE_RETRY_AFTER)}
+    )
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,139 @@
+"""The ASGI application: the service behind its routes, started and stopped with the server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
+
+from vtrans.server.config import ServerConfig
+from vtrans.server.errors import ServiceError
+from vtrans.server.http import openapi
+from vtrans.server.http.problems import (
+    ProblemError,
+    on_http_exception,
+    on_problem,
+    on_service_error,
+    on_store_error,
+    on_unexpected,
+)
+from vtrans.server.http.routes import (
+    cancel_job,
+    create_job,
+    get_job,
+    get_job_events,
+    get_status,
+    get_webhook,
+    get_webhook_secret,
+    healthz,
+    list_jobs,
+    wait_jobs,
+)
+from vtrans.server.service import Service
+from vtrans.server.stores import Store, StoreError, make_store
+
+JSON = "application/json"
+
+
+# --- the application --------------------------------------------------------------------------
+
+
+def _by_method(
+    **endpoints: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint per path that dispatches on the method (HEAD as GET), so Starlette's 405
+    carries the path's full ``Allow`` list rather than the first route's. On a route that takes
+    every method, it answers the 405 itself."""
+    allow = {"Allow": ", ".join(endpoints)}
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        if method not in endpoints:
+            raise HTTPException(405, headers=allow)
+        return await endpoints[method](request)
+
+    return endpoint
+
+
+class _EveryMethod:
+    """An endpoint that Starlette routes every method to (a plain function's route is GET only):
+    an ASGI app, which is what Starlette takes a class instance for."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class App:
+    """The ASGI application: the routes, and the service started and stopped with the server
+    (ASGI lifespan). A service that cannot start says why in one line, without a traceback."""
+
+    def __init__(self, service: Service, routes: Starlette) -> None:
+        self.service, self.routes = service, routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.routes(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.service.start()
+                except StoreError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.service.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(
+    config: ServerConfig | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+) -> App:
+    """The ASGI application. Without a ``store`` it opens the one the config names."""
+    config = config or ServerConfig()
+    service = Service(config, store or make_store(config.store, config.db_path), clock)
+    spec = msgspec.json.encode(openapi.document())
+    routes = Starlette(
+        routes=[
+            # Every method matches this route in full, so that GET /v1/jobs/wait is a 405 here
+            # rather than a request for a job called "wait" below.
+            Route("/v1/jobs/wait", _EveryMethod(_by_method(POST=wait_jobs))),
+            # Then the hot paths: Starlette tries routes in order.
+            Route("/v1/jobs/{job_id}", _by_method(GET=get_job, DELETE=cancel_job), methods=["GET", "DELETE"]),
+            Route("/status", get_status, methods=["GET"]),
+            Route("/v1/jobs", _by_method(GET=list_jobs, POST=create_job), methods=["GET", "POST"]),
+            Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),
+            Route("/v1/jobs/{job_id}/webhook", get_webhook, methods=["GET"]),
+            Route("/v1/webhook-secret", get_webhook_secret, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/openapi.json", lambda _: Response(spec, media_type=JSON), methods=["GET"]),
+            Route("/docs", lambda _: HTMLResponse(openapi.DOCS_PAGE), methods=["GET"]),
+        ],
+        exception_handlers={
+            ProblemError: on_problem,
+            ServiceError: on_service_error,
+            StoreError: on_store_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+    )
+    routes.state.service = service
+    return App(service, routes)

@@ -1,0 +1,228 @@
+"""The routes: parse the request, call the service, render its answer. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from vtrans.protocol import (
+    RESULTS,
+    JobCreate,
+    JobPage,
+    JobsWait,
+    JobsWaitResult,
+    StatusBody,
+    parse_prefer_wait,
+)
+from vtrans.protocol import format_retry_after as retry_after
+from vtrans.server.http.disconnect import disconnected
+from vtrans.server.http.events import EventStream, frames
+from vtrans.server.http.problems import ProblemError
+from vtrans.server.service import Service, View
+
+T = TypeVar("T")
+JSON = "application/json"
+_encode = msgspec.json.encode
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+class JSONBytes(Response):
+    """An encoded JSON body with headers given as they go on the wire: the hot paths skip
+    Starlette's header normalisation."""
+
+    media_type = JSON
+
+    def __init__(
+        self, body: bytes, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self.body, self.status_code, self.background = body, status, None
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+            _NO_STORE,
+            *(headers or ()),
+        ]
+
+
+def _job(view: View, status: int = 200, extra: list[tuple[bytes, bytes]] | None = None) -> Response:
+    """A job's answer: its wire form, ``Retry-After`` while pending, and how a hold went."""
+    return JSONBytes(_encode(view.wire()), status, [*_hints(view), *(extra or ())])
+
+
+def _hints(view: View) -> list[tuple[bytes, bytes]]:
+    headers = []
+    if view.hint is not None:
+        headers.append((b"retry-after", retry_after(view.hint).encode()))
+    if view.held is not None:
+        headers += [(b"preference-applied", b"wait=%s" % f"{view.held:g}".encode()), (b"vary", b"Prefer")]
+    return headers
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+async def get_status(request: Request) -> Response:
+    """The spec's endpoint: ``{"result": ...}`` of the service's own job, or of ``?job_id=``."""
+    service = _service(request)
+    with _held(request) as (wait, gone):
+        view = await service.status(request.query_params.get("job_id"), wait, gone)
+    return JSONBytes(_encode(StatusBody(result=view.state.result)), 200, _hints(view))
+
+
+async def create_job(request: Request) -> Response:
+    service = _authorized(request)
+    spec = _decode(await _read_body(request, service.config.max_body_bytes), JobCreate, request)
+    view, created = await service.create(spec, _header(request, b"idempotency-key"))
+    headers = [(b"location", f"/v1/jobs/{view.job.id}".encode())]
+    if not created:
+        headers.append((b"idempotent-replayed", b"true"))
+    return _job(view, 201 if created else 200, headers)
+
+
+async def get_job(request: Request) -> Response:
+    service = _authorized(request)
+    with _held(request) as (wait, gone):
+        view = await service.get(request.path_params["job_id"], wait, gone)
+    return _job(view)
+
+
+async def cancel_job(request: Request) -> Response:
+    return _job(await _authorized(request).cancel(request.path_params["job_id"]))
+
+
+async def wait_jobs(request: Request) -> Response:
+    """Many jobs at once: the finished ones among ``ids``; with ``Prefer: wait``, held until one is."""
+    service = _authorized(request)
+    spec = _decode(await _read_body(request, service.config.max_body_bytes), JobsWait, request)
+    with _held(request) as (wait, gone):
+        done, pending, held = await service.wait_many(spec.ids, wait, gone)
+    body = JobsWaitResult(items=[view.wire() for view in done], pending=pending)
+    headers = (
+        []
+        if held is None
+        else [(b"preference-applied", b"wait=%s" % f"{held:g}".encode()), (b"vary", b"Prefer")]
+    )
+    return JSONBytes(_encode(body), 200, headers)
+
+
+async def get_job_events(request: Request) -> Response:
+    """Server-Sent Events: progress while pending, then the terminal job."""
+    service = _authorized(request)
+    events = await service.events(request.path_params["job_id"], _header(request, b"last-event-id"))
+    stream = service.config.stream
+    return EventStream(frames(events, stream.retry_ms), stream.send_timeout)
+
+
+async def list_jobs(request: Request) -> Response:
+    service = _authorized(request)
+    query = request.query_params
+    limit = _int_param(query.get("limit", "20"), "limit", 1, 100)
+    result = query.get("result")
+    if result is not None and result not in RESULTS:
+        raise ProblemError(
+            400, "bad-query", f"result must be one of pending, completed, error; not {result!r}."
+        )
+    page = await service.list_jobs(result, limit, query.get("cursor"))  # type: ignore[arg-type]
+    return JSONBytes(
+        _encode(JobPage(items=[view.wire() for view in page.items], next_cursor=page.next_cursor))
+    )
+
+
+async def get_webhook(request: Request) -> Response:
+    """The state of a job's webhook delivery."""
+    return JSONBytes(_encode(await _authorized(request).delivery(request.path_params["job_id"])))
+
+
+async def get_webhook_secret(request: Request) -> Response:
+    """The secret that signs this service's webhooks (``whsec_…``), for your receiver."""
+    return JSONBytes(_encode({"secret": _authorized(request).outbox.secret}))
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness, and how many long-polls and event streams this process holds right now."""
+    waiting = _service(request).wakeups.sleeping
+    return JSONBytes(b'{"ok":true,"waiting":%d}' % waiting)
+
+
+# --- request parsing --------------------------------------------------------------------------
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    """A request header by its lower-case name, without building Starlette's ``Headers``."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+@contextmanager
+def _held(request: Request) -> Iterator[tuple[float | None, asyncio.Future[None] | None]]:
+    """The hold a request asks for (``Prefer: wait=N``, RFC 7240), and a future done when its
+    client goes away, so that a hold nobody will read ends at once."""
+    wait = parse_prefer_wait(_header(request, b"prefer"))
+    if wait is None:
+        yield None, None
+        return
+    gone = asyncio.ensure_future(disconnected(request.receive))
+    try:
+        yield wait, gone
+    finally:
+        gone.cancel()
+
+
+def _authorized(request: Request) -> Service:
+    """The service, once the request carries the API key (when one is configured)."""
+    service = _service(request)
+    key = service.config.api_key
+    if key is None:
+        return service
+    scheme, _, token = (_header(request, b"authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("latin-1"), key.encode()):
+        detail = "Missing or wrong API key: send 'Authorization: Bearer <key>'."
+        raise ProblemError(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer"})
+    return service
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = ProblemError(413, "body-too-large", f"The request body exceeds {limit} bytes.")
+    declared = _header(request, b"content-length") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _decode(body: bytes, kind: type[T], request: Request) -> T:
+    """The JSON body as ``kind``, or the problem that says what is wrong with it."""
+    if not body.strip():
+        raise ProblemError(400, "empty-body", "The request body is empty: send a JSON object.")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ProblemError(422, "invalid-body", f"Invalid request: {exc}.") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        sent_as = _header(request, b"content-type") or "no Content-Type"
+        detail = f"The body is not valid JSON ({exc}; sent as {sent_as})."
+        raise ProblemError(400, "malformed-json", detail) from None
+
+
+def _int_param(raw: str, name: str, lo: int, hi: int) -> int:
+    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
+        raise ProblemError(400, "bad-query", f"{name} must be an integer from {lo} to {hi}.")
+    return int(raw)

@@ -1,0 +1,403 @@
+"""The service's operations — create, get, cancel, list, wait on one or many jobs, follow one —
+with no HTTP in them. Routes parse a request, call one of these, and render what it returns.
+
+A job's state at a time is the simulation's (:func:`~vtrans.server.simulation.state_at`); its
+wire form is :func:`~vtrans.server.wire.to_wire`'s; where it lives is the store's. This layer
+keeps the rules of the API: ids, idempotency, who may cancel what, how long a wait is held, and
+waking waiters when a job changes here or in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import heapq
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from vtrans.protocol import JOB_ID_RE, LANGUAGES, Job, JobCreate, Result
+from vtrans.server import simulation
+from vtrans.server.cache import JobCache
+from vtrans.server.config import ServerConfig
+from vtrans.server.errors import Conflict, Forbidden, Invalid, Malformed, NotFound
+from vtrans.server.outbox import Outbox, new_secret
+from vtrans.server.simulation import State, state_at
+from vtrans.server.stores import Delivery, NewJob, Store, StoredJob
+from vtrans.server.wakeups import Wakeups
+from vtrans.server.wire import to_wire
+
+log = logging.getLogger(__name__)
+
+STATUS_JOB_KEY = "status_job_id"
+SECRET_KEY = "webhook_secret"
+#: Target languages by their lower-case code: ``ES`` and ``pt-br`` name ``es`` and ``pt-BR``.
+_LANGUAGES = {code.lower(): code for code in LANGUAGES}
+
+
+class View(NamedTuple):
+    """A job as seen at ``now``: what every operation answers."""
+
+    job: StoredJob
+    state: State
+    now: float
+    #: Seconds until the job is expected to finish, capped (``Retry-After``); ``None`` once done.
+    hint: float | None
+    #: The hold applied to a long-poll (``Prefer: wait``), if one was asked for.
+    held: float | None = None
+
+    def wire(self) -> Job:
+        return to_wire(self.job, self.state, self.now)
+
+
+class Page(NamedTuple):
+    items: list[View]
+    next_cursor: str | None
+
+
+class Event(NamedTuple):
+    """One event of a job's stream: ``progress`` or ``done`` (with the job), or ``keepalive``."""
+
+    kind: str
+    id: str
+    view: View | None
+
+
+def new_job_id() -> str:
+    return f"job_{uuid.uuid4().hex}"
+
+
+class Service:
+    """The domain operations over a store, for one process; :meth:`start` before use."""
+
+    def __init__(self, config: ServerConfig, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.config, self.store, self.clock = config, store, clock
+        self.jobs = JobCache(store)
+        self.wakeups = Wakeups()
+        self.outbox = Outbox(store, config.webhooks, self.describe, clock)
+        self.status_job_id = ""
+        self._rng = random.Random()
+        self._outbox_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, listen for other processes' changes, and start sending webhooks."""
+        await self.store.open()
+        try:
+            await self.store.listen(self.changed)
+            self.status_job_id = await self._status_job()
+            self.outbox.secret = self.config.webhooks.secret or await self.store.meta_setdefault(
+                SECRET_KEY, new_secret()
+            )
+        except BaseException:
+            await self.store.close()
+            raise
+        self._outbox_task = asyncio.create_task(self.outbox.run(), name="vtrans-outbox")
+
+    async def stop(self) -> None:
+        if self._outbox_task is not None:
+            self._outbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbox_task
+        await self.store.close()
+
+    def changed(self, job_id: str | None) -> None:
+        """A job changed other than by its timeline (``None``: any may have): forget the cached
+        copy, then wake whoever waits on it."""
+        self.jobs.evict(job_id)
+        if job_id is None:
+            self.wakeups.notify_all()
+        else:
+            self.wakeups.notify(job_id)
+
+    async def _status_job(self) -> str:
+        """The job behind ``GET /status``: kept across restarts unless asked to start anew, and
+        the same for every process of a shared store."""
+        if self.config.reset_status:
+            job_id = new_job_id()
+            await self.store.set_meta(STATUS_JOB_KEY, job_id)
+        else:
+            job_id = await self.store.meta_setdefault(STATUS_JOB_KEY, new_job_id())
+        job = await self.store.get(job_id)
+        if job is None:
+            cfg = self.config
+            timeline = simulation.draw_fixed_delay(
+                self._seeded("status") or self._rng,
+                self.clock(),
+                cfg.status_delay_min,
+                cfg.status_delay_max,
+                cfg.simulation.error_rate,
+            )
+            new = NewJob(id=job_id, language="en", video_seconds=1.0, timeline=timeline)
+            job, _ = await self.store.add(new)  # another process may have added it first: same job
+            log.info(
+                "GET /status follows job %s (terminal at +%.1fs)",
+                job.id,
+                job.timeline.ends_at - job.timeline.created_at,
+            )
+        return job.id
+
+    def _seeded(self, stream: str) -> random.Random | None:
+        seed = self.config.seed
+        return random.Random(f"{seed}:{stream}") if seed is not None else None
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def view(self, job: StoredJob, held: float | None = None) -> View:
+        now = self.clock()
+        state = state_at(job.timeline, now)
+        remaining = state.estimated_remaining
+        hint = None if remaining is None else min(remaining, self.config.retry_after_max)
+        return View(job, state, now, hint, held)
+
+    async def describe(self, job_id: str) -> Job | None:
+        """The job's wire form now (for webhooks)."""
+        job = await self.jobs.get(job_id)
+        return None if job is None else self.view(job).wire()
+
+    async def find(self, job_id: str) -> StoredJob:
+        check_id(job_id)
+        job = await self.jobs.get(job_id)
+        if job is None:
+            raise NotFound("job-not-found", f"There is no job with id {job_id!r}.")
+        return job
+
+    async def get(
+        self, job_id: str, wait: float | None = None, gone: asyncio.Future[Any] | None = None
+    ) -> View:
+        """The job; with ``wait``, once it leaves ``pending`` or after ``wait`` seconds (capped)."""
+        job = await self.find(job_id)
+        if wait is None:
+            return self.view(job)
+        held, jobs = await self._hold({job.id: job}, wait, gone)
+        return self.view(jobs[job.id], held)
+
+    async def status(
+        self, job_id: str | None, wait: float | None = None, gone: asyncio.Future[Any] | None = None
+    ) -> View:
+        """The spec's ``GET /status``: the service's own job, or ``job_id``'s."""
+        return await self.get(job_id or self.status_job_id, wait, gone)
+
+    async def wait_many(
+        self, job_ids: list[str], wait: float | None = None, gone: asyncio.Future[Any] | None = None
+    ) -> tuple[list[View], int, float | None]:
+        """The finished jobs among ``job_ids`` and how many are pending; with ``wait``, once one
+        is finished or after ``wait`` seconds (capped). Also returns the hold applied."""
+        ids = list(dict.fromkeys(job_ids))
+        for job_id in ids:
+            check_id(job_id)
+        found = await self.jobs.get_many(ids)
+        if len(found) < len(ids):
+            missing = [job_id for job_id in ids if job_id not in found]
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise NotFound("job-not-found", f"There is no job with id {shown}.")
+        held = None
+        if wait is not None:
+            held, found = await self._hold(found, wait, gone)
+        views = [self.view(job) for job in found.values()]
+        done = [v for v in views if v.state.result != "pending"]
+        return done, len(views) - len(done), held
+
+    async def _hold(
+        self, jobs: dict[str, StoredJob], wait: float, gone: asyncio.Future[Any] | None
+    ) -> tuple[float, dict[str, StoredJob]]:
+        """Hold until one of ``jobs`` is finished, ``wait`` seconds (capped by ``max_wait``) pass,
+        or ``gone`` is done. Work per wake is in proportion to what changed, not to the jobs."""
+        applied = min(wait, self.config.max_wait)
+        deadline = self.clock() + applied
+        ends = [(job.timeline.ends_at, job_id) for job_id, job in jobs.items()]
+        heapq.heapify(ends)
+        with self.wakeups.watch(jobs.keys()) as watch:
+            watch.everything = True  # read again now that changes are watched: none slips between
+            while True:
+                changed, everything = watch.take()
+                if everything:
+                    changed = set(jobs)
+                if changed:
+                    fresh = await self.jobs.get_many(sorted(changed))
+                    for job_id, job in fresh.items():
+                        if job.timeline.ends_at != jobs[job_id].timeline.ends_at:
+                            heapq.heappush(ends, (job.timeline.ends_at, job_id))
+                        jobs[job_id] = job
+                while ends[0][0] != jobs[ends[0][1]].timeline.ends_at:
+                    heapq.heappop(ends)  # an end that a cancellation moved earlier
+                now = self.clock()
+                until = min(deadline, ends[0][0])
+                if now >= until or (gone is not None and gone.done()):
+                    return applied, jobs
+                await watch.sleep(until - now, gone)
+
+    async def list_jobs(self, result: Result | None, limit: int, cursor: str | None) -> Page:
+        """A page of jobs, newest first, optionally only those with ``result`` now."""
+        before = _decode_cursor(cursor) if cursor is not None else None
+        now = self.clock()
+        window = simulation.window(result, now) if result is not None else None
+        jobs = await self.store.list_jobs(tenant=None, before_seq=before, limit=limit + 1, window=window)
+        page = jobs[:limit]
+        next_cursor = _encode_cursor(page[-1].seq) if len(jobs) > limit else None
+        return Page([self.view(job) for job in page], next_cursor)
+
+    async def delivery(self, job_id: str) -> Delivery:
+        job = await self.find(job_id)
+        delivery = await self.store.delivery(job.id)
+        if delivery is None:
+            raise NotFound("no-webhook", f"Job {job.id} was created without a callback_url.")
+        return delivery
+
+    async def events(self, job_id: str, last_event_id: str | None) -> AsyncIterator[Event]:
+        """Find the job, then its stream's events: ``progress`` while pending (at most one per
+        ``progress_interval``, and only when the percentage moved; ids ``p<percent>``), then
+        ``done`` (id ``done``) and the end; ``keepalive`` when idle. Resumes after
+        ``last_event_id``; ends after ``max_lifetime`` (the client reconnects)."""
+        return self._events(await self.find(job_id), last_event_id)
+
+    async def _events(self, job: StoredJob, last_event_id: str | None) -> AsyncIterator[Event]:
+        cfg = self.config.stream
+        started = last_write = self.clock()
+        sent = last_event_id
+        with self.wakeups.watch((job.id,)) as watch:
+            watch.everything = True  # read again now that changes are watched
+            while True:
+                changed, everything = watch.take()
+                if changed or everything:
+                    job = await self.jobs.get(job.id) or job
+                view = self.view(job)
+                now = view.now
+                if view.state.result != "pending":
+                    yield Event("done", "done", view)
+                    return
+                event_id = f"p{int(view.state.progress * 100)}"
+                if event_id != sent:
+                    yield Event("progress", event_id, view)
+                    sent, last_write = event_id, now
+                elif now - last_write >= cfg.keepalive:
+                    yield Event("keepalive", "", None)
+                    last_write = now
+                if now - started >= cfg.max_lifetime:
+                    return
+                wake = min(
+                    cfg.progress_interval,
+                    job.timeline.ends_at - now,
+                    cfg.keepalive - (now - last_write),
+                    cfg.max_lifetime - (now - started),
+                )
+                await watch.sleep(wake)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def create(self, spec: JobCreate, idempotency_key: str | None = None) -> tuple[View, bool]:
+        """Create a job; with an ``idempotency_key`` already used for the same request, return
+        that job instead (``False``: not created now)."""
+        language = _LANGUAGES.get(spec.language.lower())
+        if language is None:
+            raise Invalid(
+                "unknown-language",
+                f"Unknown language {spec.language!r}; supported: {', '.join(sorted(LANGUAGES))}.",
+            )
+        for name in ("source_url", "callback_url"):
+            url = getattr(spec, name)
+            if url is not None and not _is_http_url(url):
+                raise Invalid(
+                    "invalid-job",
+                    f"Invalid job: {name} must be an absolute http(s) URL, "
+                    "without spaces or control characters.",
+                )
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+            raise Malformed("bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters.")
+        rng = self._seeded(str(await self.store.count())) if self.config.seed is not None else self._rng
+        assert rng is not None
+        timeline = simulation.draw_timeline(
+            self.config.simulation, rng, self.clock(), spec.video_seconds, spec.simulate
+        )
+        new = NewJob(
+            id=new_job_id(),
+            language=language,
+            video_seconds=spec.video_seconds,
+            source_url=spec.source_url,
+            callback_url=spec.callback_url,
+            timeline=timeline,
+            idempotency_key=idempotency_key,
+        )
+        job, created = await self.store.add(new)
+        if created:
+            self.jobs.put(job)
+            if job.callback_url is not None:
+                self.outbox.wake()
+        elif (job.language, job.video_seconds, job.source_url, job.callback_url) != (
+            new.language,
+            new.video_seconds,
+            new.source_url,
+            new.callback_url,
+        ):
+            raise Invalid(
+                "idempotency-key-reused",
+                f"This Idempotency-Key was used for a different request, which created {job.id}: "
+                "use a new key for a new job.",
+            )
+        return self.view(job), created
+
+    async def cancel(self, job_id: str) -> View:
+        """End a pending job now as ``error``/``cancelled``. Cancelling a cancelled job answers it
+        again (a retried ``DELETE`` is safe); a job that finished otherwise is a :class:`Conflict`."""
+        job = await self.find(job_id)
+        if job.id == self.status_job_id:
+            raise Forbidden(
+                "status-job", "This job backs GET /status; it ends on its own and cannot be cancelled."
+            )
+        now = self.clock()
+        cancelled = await self.store.cancel(
+            job.id, simulation.cancel(job.timeline, now), simulation.window("pending", now)
+        )
+        assert cancelled is not None  # jobs are never deleted
+        self.changed(job.id)
+        self.outbox.wake()
+        error = cancelled.timeline.error
+        if error is None or error.code != simulation.CANCELLED.code:
+            raise Conflict(
+                "job-finished",
+                f"Job {job.id} already ended as {cancelled.timeline.outcome!r} "
+                "and can no longer be cancelled.",
+            )
+        return self.view(cancelled)
+
+
+def check_id(job_id: str) -> None:
+    if not JOB_ID_RE.match(job_id):
+        raise Malformed(
+            "malformed-job-id", f"{job_id[:80]!r} is not a job id: ids look like 'job_' and 32 hex digits."
+        )
+
+
+def _is_http_url(url: str) -> bool:
+    """An absolute http(s) URL with a host and, if any, a valid port, and nothing a request line
+    cannot carry (spaces, control characters)."""
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:  # e.g. "http://[::1" (unbalanced IPv6 bracket)
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, seq = raw.partition(":")
+        if prefix == "seq" and seq.isascii() and seq.isdigit() and int(seq) < 2**63:
+            return int(seq)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise Malformed("bad-cursor", "The cursor is not one this service issued: pass next_cursor back as is.")

@@ -1,0 +1,120 @@
+"""Who waits on which job in this process, and waking them — no periodic re-checks.
+
+A request that waits (a long-poll, an event stream, a batch wait) opens a :class:`Watch` on its
+jobs, *then* reads them, and sleeps on the watch until its own timer (the jobs' known next change,
+from their timelines, or the end of its hold), until one of its jobs changes other than by its
+timeline (:meth:`Wakeups.notify`: a cancellation here or in another process), or until the client
+goes away. A change that arrives between the read and the sleep is kept on the watch, so it
+is never missed. Each sleep costs one future and one timer handle on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from types import TracebackType
+from typing import Any
+
+
+class Watch:
+    """A waiter's interest in some jobs; collects the ids that changed since it last looked."""
+
+    __slots__ = ("_future", "_owner", "changed", "everything", "ids")
+
+    def __init__(self, owner: Wakeups, ids: Collection[str]) -> None:
+        self._owner, self.ids = owner, ids
+        #: Jobs that changed since :meth:`take` was last called.
+        self.changed: set[str] = set()
+        #: Changes may have been missed: re-check every job.
+        self.everything = False
+        self._future: asyncio.Future[None] | None = None
+
+    def __enter__(self) -> Watch:
+        self._owner._add(self)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._owner._remove(self)
+
+    def _wake(self, job_id: str | None) -> None:
+        if job_id is None:
+            self.everything = True
+        else:
+            self.changed.add(job_id)
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+    def take(self) -> tuple[set[str], bool]:
+        """The ids that changed, and whether everything must be re-checked; then forget them."""
+        changed, everything = self.changed, self.everything
+        self.changed, self.everything = set(), False
+        return changed, everything
+
+    async def sleep(self, seconds: float, cancel: asyncio.Future[Any] | None = None) -> None:
+        """Return after ``seconds``, when a watched job changes (at once if one changed since
+        :meth:`take`), or as soon as ``cancel`` is done (e.g. the client went away)."""
+        if self.changed or self.everything or (cancel is not None and cancel.done()):
+            return
+        loop = asyncio.get_running_loop()
+        future = self._future = loop.create_future()
+        timer = loop.call_later(max(0.0, seconds), _resolve, future)
+
+        def wake(_: object) -> None:
+            _resolve(future)
+
+        if cancel is not None:
+            cancel.add_done_callback(wake)
+        self._owner.sleeping += 1
+        try:
+            await future
+        finally:
+            self._owner.sleeping -= 1
+            self._future = None
+            timer.cancel()
+            if cancel is not None:
+                cancel.remove_done_callback(wake)
+
+
+class Wakeups:
+    """The watches of one service process, by job id."""
+
+    def __init__(self) -> None:
+        self._watches: dict[str, set[Watch]] = {}
+        self._all: set[Watch] = set()
+        #: How many requests are asleep on a watch right now (a batch wait counts once).
+        self.sleeping = 0
+
+    def watch(self, ids: Collection[str]) -> Watch:
+        """A watch on ``ids``; use it as a context manager (it stops watching on exit)."""
+        return Watch(self, ids)
+
+    def notify(self, job_id: str) -> None:
+        """Wake everyone watching ``job_id`` (its state changed other than by its timeline)."""
+        for watch in tuple(self._watches.get(job_id, ())):
+            watch._wake(job_id)
+
+    def notify_all(self) -> None:
+        """Changes may have been missed: wake every watch to re-check all it watches."""
+        for watch in tuple(self._all):
+            watch._wake(None)
+
+    def _add(self, watch: Watch) -> None:
+        self._all.add(watch)
+        for job_id in watch.ids:
+            self._watches.setdefault(job_id, set()).add(watch)
+
+    def _remove(self, watch: Watch) -> None:
+        self._all.discard(watch)
+        for job_id in watch.ids:
+            watches = self._watches.get(job_id)
+            if watches is not None:
+                watches.discard(watch)
+                if not watches:
+                    del self._watches[job_id]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
