@@ -17,7 +17,7 @@ Fixtures:
 
 ``service_factory``
     ``service_factory(*args, db_path=None, defaults=True, start=True) -> ServiceProcess``:
-    extra ``vtrans serve`` flags; a fresh SQLite file in ``tmp_path`` unless ``--store memory``;
+    extra ``vtrans serve`` flags; a fresh SQLite file in ``tmp_path`` unless another ``--store``;
     with ``defaults`` the service's ``GET /status`` delay is 1 s and its error rate 0 (each only
     when the flags do not say otherwise). Every process it made is stopped at teardown.
 ``service``
@@ -30,6 +30,9 @@ Fixtures:
     poll with a bounded deadline (the only kind of waiting tests do; never a bare sleep).
 ``assert_problem``
     check an RFC 9457 ``application/problem+json`` answer (status, ``type``, ``title``, ``detail``).
+``receiver``
+    ``receiver(failures=0, status=204, hold=0)``: a webhook receiver on 127.0.0.1 that records
+    every request and misbehaves on demand (``tests/servers/receiver.py``), closed at teardown.
 ``pg_url``
     the URL of a fresh PostgreSQL database of this test's own, dropped at teardown (skipped,
     which fails CI, when PostgreSQL is not running on 127.0.0.1:5432).
@@ -63,6 +66,8 @@ import anyio.to_thread
 import asyncpg
 import httpx2
 import pytest
+
+from servers.receiver import Receiver
 
 T = TypeVar("T")
 
@@ -309,7 +314,7 @@ def _services_in(directory: Path) -> Iterator[ServiceFactory]:
         start: bool = True,
     ) -> ServiceProcess:
         n = next(counter)
-        if db_path is None and _flag_value(args, "--store") != "memory":
+        if db_path is None and _flag_value(args, "--store") in (None, "sqlite"):
             db_path = directory / f"vtrans-{n}.db"
         svc = ServiceProcess(_service_args(args, defaults), db_path, log_path=directory / f"service-{n}.log")
         made.append(svc)
@@ -403,6 +408,20 @@ def assert_problem(
 def assert_problem_fixture() -> Callable[..., dict[str, Any]]:
     """:func:`assert_problem`: check an ``application/problem+json`` answer."""
     return assert_problem
+
+
+@pytest.fixture
+def receiver() -> Iterator[Callable[..., Receiver]]:
+    """``receiver(failures=0, status=204, hold=0)``: a running webhook receiver, closed at teardown."""
+    made: list[Receiver] = []
+
+    def make(failures: int = 0, status: int = 204, hold: float = 0.0) -> Receiver:
+        made.append(Receiver(failures, status, hold))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
 
 
 #: Where the tests make (and drop) their PostgreSQL databases.

@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -30,6 +29,7 @@ import msgspec
 import pytest
 
 import vtrans
+from servers.receiver import Receiver
 from vtrans.protocol import Job, Simulate, parse_prefer_wait, sign_webhook
 from vtrans.webhooks import WebhookVerificationError, verify
 
@@ -556,77 +556,6 @@ async def test_the_client_resumes_a_stream_that_reached_its_lifetime() -> None:
 
 
 # --- 4. webhooks ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hook:
-    """One request the receiver got."""
-
-    at: float
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that records every request. It answers 500 to the first
-    ``failures`` requests, then ``status``."""
-
-    def __init__(self, failures: int = 0, status: int = 204) -> None:
-        self.failures, self.status = failures, status
-        self._hooks: list[Hook] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status = receiver._record(Hook(time.time(), self.command, self.path, headers, body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), name="webhook-receiver", daemon=True
-        )
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/vtrans"
-
-    def _record(self, hook: Hook) -> int:
-        with self._lock:
-            self._hooks.append(hook)
-            return 500 if len(self._hooks) <= self.failures else self.status
-
-    @property
-    def hooks(self) -> list[Hook]:
-        with self._lock:
-            return list(self._hooks)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Callable[..., Receiver]]:
-    """``receiver(failures=0, status=204)``: a running webhook receiver, closed at teardown."""
-    made: list[Receiver] = []
-
-    def make(failures: int = 0, status: int = 204) -> Receiver:
-        made.append(Receiver(failures, status))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.close()
 
 
 def create_with_callback(http: httpx2.Client, url: str, **simulate: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -151,9 +152,9 @@ async def get_webhook_secret(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """Liveness, and how many long-polls and event streams this process holds right now."""
+    """Liveness; which process answered, and how many long-polls and event streams it holds now."""
     waiting = _service(request).wakeups.sleeping
-    return JSONBytes(b'{"ok":true,"waiting":%d}' % waiting)
+    return JSONBytes(b'{"ok":true,"waiting":%d,"pid":%d}' % (waiting, os.getpid()))
 
 
 # --- request parsing --------------------------------------------------------------------------
