@@ -1,9 +1,10 @@
-# The vtrans sandbox service, with its SQLite file on a volume.
+# The vtrans sandbox service. On its own it keeps its jobs in an SQLite file on the /data volume;
+# with VTRANS_STORE=postgresql://… (see docker-compose.yml) any number of replicas share them.
 FROM python:3.12-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir '.[server]' \
+RUN pip install --no-cache-dir '.[server,postgresql]' \
     && useradd --system --uid 10001 vtrans \
     && mkdir /data && chown vtrans /data
 USER vtrans
