@@ -263,6 +263,9 @@ async def test_a_claimed_delivery_is_leased_to_its_owner(store: Store) -> None:
     assert done.state == "delivered"
     assert await store.claim_deliveries(now + 100, 10, now + 200, "d") != []  # the others, leased to c
     assert await store.next_delivery_at() == now + 200
+    assert await store.release_deliveries("d") == 2, "the two still pending"
+    assert await store.next_delivery_at() == T0 + 3, "the oldest due, no lease in the way"
+    assert len(await store.claim_deliveries(now + 100, 10, now + 200, "e")) == 2
 
 
 # --- many processes ---------------------------------------------------------------------------

@@ -100,6 +100,10 @@ class Outbox:
                 for task in self._in_flight:
                     task.cancel()
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+                with contextlib.suppress(StoreError):  # else the leases run out on their own
+                    released = await self.store.release_deliveries(self.owner)
+                    if released:
+                        log.info("webhooks: %d deliveries in flight left for later", released)
 
     async def _claim_and_send(self, http: httpx2.AsyncClient) -> float | None:
         """Start sending what is due, as far as slots allow; return how long to sleep."""

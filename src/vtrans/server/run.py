@@ -22,6 +22,8 @@ from vtrans.server.stores import StoreError, make_store
 
 log = logging.getLogger(__name__)
 
+#: The longest a shutdown waits for requests in flight before it cancels them.
+DRAIN_SECONDS = 5
 #: How a ``--workers`` parent hands the configuration to its worker processes.
 CONFIG_ENV = "VTRANS_SERVER_CONFIG_JSON"
 
@@ -67,7 +69,8 @@ def serve(
         "access_log": access_log,
         "log_level": log_level,
         "backlog": 4096,
-        "timeout_graceful_shutdown": 2,
+        # Held waits are answered as the shutdown begins: this bounds what is left in flight.
+        "timeout_graceful_shutdown": DRAIN_SECONDS,
     }
     if workers == 1:
         uvicorn.Server(uvicorn.Config(create_app(config), **options)).run(sockets=[sock])

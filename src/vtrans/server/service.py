@@ -62,7 +62,9 @@ class Page(NamedTuple):
 
 
 class Event(NamedTuple):
-    """One event of a job's stream: ``progress`` or ``done`` (with the job), or ``keepalive``."""
+    """One event of a job's stream: ``progress`` or ``done`` (with the job); ``keepalive`` when
+    idle; ``reconnect`` last, when the stream ends before its job (at its lifetime, or because
+    the process is shutting down)."""
 
     kind: str
     id: str
@@ -82,6 +84,8 @@ class Service:
         self.wakeups = Wakeups()
         self.outbox = Outbox(store, config.webhooks, self.describe, clock)
         self.status_job_id = ""
+        #: Shutting down: holds answer at once, streams end, new requests are turned away.
+        self.draining = False
         self._rng = random.Random()
         self._outbox_task: asyncio.Task[None] | None = None
 
@@ -107,6 +111,13 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._outbox_task
         await self.store.close()
+
+    def drain(self) -> None:
+        """Begin a shutdown: answer every held wait with the state now, end every stream."""
+        if not self.draining:
+            log.info("shutting down: answering %d held waits now", self.wakeups.sleeping)
+            self.draining = True
+            self.wakeups.notify_all()
 
     def changed(self, job_id: str | None) -> None:
         """A job changed other than by its timeline (``None``: any may have): forget the cached
@@ -230,7 +241,7 @@ class Service:
                     heapq.heappop(ends)  # an end that a cancellation moved earlier
                 now = self.clock()
                 until = min(deadline, ends[0][0])
-                if now >= until or (gone is not None and gone.done()):
+                if now >= until or self.draining or (gone is not None and gone.done()):
                     return applied, jobs
                 await watch.sleep(until - now, gone)
 
@@ -280,7 +291,8 @@ class Service:
                 elif now - last_write >= cfg.keepalive:
                     yield Event("keepalive", "", None)
                     last_write = now
-                if now - started >= cfg.max_lifetime:
+                if now - started >= cfg.max_lifetime or self.draining:
+                    yield Event("reconnect", "", None)
                     return
                 wake = min(
                     cfg.progress_interval,

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
@@ -23,6 +28,7 @@ from vtrans.server.http.problems import (
     on_service_error,
     on_store_error,
     on_unexpected,
+    problem_response,
 )
 from vtrans.server.http.routes import (
     cancel_job,
@@ -40,6 +46,8 @@ from vtrans.server.service import Service
 from vtrans.server.stores import Store, StoreError, make_store
 
 JSON = "application/json"
+#: What a request that arrives while the service shuts down is told to wait, in seconds.
+DRAIN_RETRY_AFTER = 1
 
 
 # --- the application --------------------------------------------------------------------------
@@ -75,7 +83,12 @@ class _EveryMethod:
 
 class App:
     """The ASGI application: the routes, and the service started and stopped with the server
-    (ASGI lifespan). A service that cannot start says why in one line, without a traceback."""
+    (ASGI lifespan). A service that cannot start says why in one line, without a traceback.
+
+    Shutting down (SIGINT or SIGTERM), it drains before the server stops: held long-polls are
+    answered at once with their job's state, event streams end with a ``retry:`` hint, and
+    requests that still arrive get a 503 problem with ``Retry-After``.
+    """
 
     def __init__(self, service: Service, routes: Starlette) -> None:
         self.service, self.routes = service, routes
@@ -83,6 +96,11 @@ class App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif self.service.draining and scope["type"] == "http":
+            detail = "The service is shutting down; try again in a moment (another replica may answer)."
+            headers = {"Retry-After": str(DRAIN_RETRY_AFTER), "Connection": "close"}
+            response = problem_response(Request(scope), 503, "shutting-down", detail, headers)
+            await response(scope, receive, send)
         else:
             await self.routes(scope, receive, send)
 
@@ -95,11 +113,31 @@ class App:
                 except StoreError as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                _on_exit_signals(self.service.drain)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.service.drain()
                 await self.service.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _on_exit_signals(callback: Callable[[], None]) -> None:
+    """Call ``callback`` on the event loop as soon as SIGINT or SIGTERM arrives, then let the
+    server's own handler (installed before the app started) begin its shutdown."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue  # no server handler to chain to: leave the default
+
+        def handler(signum: int, frame: FrameType | None, previous: Callable[..., Any] = previous) -> None:
+            loop.call_soon_threadsafe(callback)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 def create_app(

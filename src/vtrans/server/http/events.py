@@ -23,9 +23,12 @@ def frame(event: str, event_id: str, data: bytes) -> bytes:
 
 async def frames(events: AsyncIterator[Event], retry_ms: int) -> AsyncIterator[bytes]:
     """The stream's bytes: a ``retry:`` hint, then one frame per event."""
-    yield b"retry: %d\n\n" % retry_ms
+    retry = b"retry: %d\n\n" % retry_ms
+    yield retry
     async for event in events:
-        if event.view is None:
+        if event.kind == "reconnect":
+            yield retry  # the stream ends before the job: come back (elsewhere) after this
+        elif event.view is None:
             yield KEEPALIVE
         else:
             yield frame(event.kind, event.id, msgspec.json.encode(event.view.wire()))

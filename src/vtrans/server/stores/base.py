@@ -150,6 +150,11 @@ class Store(Protocol):
         """Record an attempt and release the lease, if ``owner`` still holds it; return whether it did."""
         ...
 
+    async def release_deliveries(self, owner: str) -> int:
+        """Give up the leases ``owner`` holds on pending deliveries (it stops): another process,
+        or this one restarted, may claim them at once. Returns how many."""
+        ...
+
     async def next_delivery_at(self) -> float | None:
         """When the next pending delivery can be claimed (its due time, or its lease's end)."""
         ...

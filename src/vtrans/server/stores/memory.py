@@ -132,6 +132,12 @@ class MemoryStore:
         )
         return True
 
+    async def release_deliveries(self, owner: str) -> int:
+        mine = [d for d, lease in self._leases.items() if lease.owner == owner]
+        for delivery in mine:
+            del self._leases[delivery]
+        return len(mine)
+
     async def next_delivery_at(self) -> float | None:
         times = [
             max(d.due_at, self._leases[d.id].until if d.id in self._leases else 0.0)

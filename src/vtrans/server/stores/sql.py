@@ -82,6 +82,9 @@ _FINISH = (
     "UPDATE deliveries SET state = $3, attempts = $4, due_at = $5, last_error = $6, "
     "lease_owner = NULL, leased_until = 0 WHERE id = $1 AND lease_owner = $2"
 )
+_RELEASE = (
+    "UPDATE deliveries SET lease_owner = NULL, leased_until = 0 WHERE lease_owner = $1 AND state = 'pending'"
+)
 _NEXT_DELIVERY = (
     "SELECT MIN(CASE WHEN leased_until > due_at THEN leased_until ELSE due_at END) "
     "FROM deliveries WHERE state = 'pending'"
@@ -291,6 +294,9 @@ class SQLStore:
         self, delivery_id: str, owner: str, *, state: str, attempts: int, due_at: float, error: str | None
     ) -> bool:
         return await self.engine.execute(_FINISH, delivery_id, owner, state, attempts, due_at, error) > 0
+
+    async def release_deliveries(self, owner: str) -> int:
+        return await self.engine.execute(_RELEASE, owner)
 
     async def next_delivery_at(self) -> float | None:
         rows = await self.engine.fetch(_NEXT_DELIVERY)
