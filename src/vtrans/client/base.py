@@ -43,13 +43,15 @@ class ClientBase:
         self.poll = poll or PollPolicy()
         self.retry = retry or RetryPolicy()
         self.clock: Clock = clock or SystemClock()
+        #: A clock given by the caller (a test's, a fake service's) is used even in testing mode.
+        self._own_clock = clock is not None
         self.rng = rng or random.Random()
         self.timeout = timeout
         #: What this client learned from its jobs (see :mod:`vtrans.client.memory`).
         self.memory = Memory()
 
     def _settings(self) -> Settings:
-        if testing.is_testing():
+        if testing.is_testing() and not self._own_clock:
             # Each call gets a clock of its own, so times remembered from another call mean nothing.
             return Settings(self.poll, self.retry, VirtualClock(), self.rng, self.timeout)
         return Settings(self.poll, self.retry, self.clock, self.rng, self.timeout, self.memory)

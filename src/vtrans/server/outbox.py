@@ -63,8 +63,11 @@ class Outbox:
         config: WebhookConfig,
         describe: Callable[[str], Awaitable[Job | None]],
         clock: Callable[[], float] = time.time,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self.store, self.config, self.describe, self.clock = store, config, describe, clock
+        #: Where requests go (``None``: the network); an in-process fake captures them instead.
+        self.transport = transport
         self.secret = ""
         #: Who holds a lease: unique to this process's outbox.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -75,7 +78,11 @@ class Outbox:
         self._wake.set()
 
     async def run(self) -> None:
-        headers = {"User-Agent": f"vtrans-webhooks/{__version__}", "Content-Type": "application/json"}
+        headers = {
+            "User-Agent": f"vtrans-webhooks/{__version__}",
+            "Content-Type": "application/json",
+            "Accept-Encoding": "identity",  # the reply is read raw, and only a little of it
+        }
         limits = httpx2.Limits(max_connections=self.config.concurrency, max_keepalive_connections=0)
         async with httpx2.AsyncClient(
             timeout=self.config.timeout,
@@ -83,6 +90,7 @@ class Outbox:
             headers=headers,
             follow_redirects=False,
             trust_env=False,
+            transport=self.transport,
         ) as http:
             try:
                 while True:
@@ -121,6 +129,13 @@ class Outbox:
         if self.store.shared:
             timeout = RECHECK_SHARED if timeout is None else min(timeout, RECHECK_SHARED)
         return timeout
+
+    async def idle(self) -> bool:
+        """Nothing in flight and nothing due now (an in-process fake waits for this)."""
+        if self._in_flight or self._wake.is_set():
+            return False
+        next_at = await self.store.next_delivery_at()
+        return next_at is None or next_at > self.clock()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -163,10 +178,11 @@ class Outbox:
         """POST and return the status, reading at most ``max_reply_bytes`` of the reply."""
         async with http.stream("POST", url, content=payload, headers=headers) as reply:
             read = 0
-            async for chunk in reply.aiter_raw():
-                read += len(chunk)
-                if read >= self.config.max_reply_bytes:
-                    break
+            if not reply.is_stream_consumed:  # an in-process transport hands it over read already
+                async for chunk in reply.aiter_raw():
+                    read += len(chunk)
+                    if read >= self.config.max_reply_bytes:
+                        break
             return reply.status_code
 
     async def _record(

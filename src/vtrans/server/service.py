@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+import httpx2
+
 from vtrans.protocol import JOB_ID_RE, LANGUAGES, Job, JobCreate, Result
 from vtrans.server import simulation
 from vtrans.server.cache import JobCache
@@ -78,11 +80,17 @@ def new_job_id() -> str:
 class Service:
     """The domain operations over a store, for one process; :meth:`start` before use."""
 
-    def __init__(self, config: ServerConfig, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        webhook_transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
         self.config, self.store, self.clock = config, store, clock
         self.jobs = JobCache(store)
         self.wakeups = Wakeups()
-        self.outbox = Outbox(store, config.webhooks, self.describe, clock)
+        self.outbox = Outbox(store, config.webhooks, self.describe, clock, webhook_transport)
         self.status_job_id = ""
         #: Shutting down: holds answer at once, streams end, new requests are turned away.
         self.draining = False

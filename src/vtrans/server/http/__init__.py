@@ -1,5 +1,5 @@
 """The HTTP face of the service: routes, the ASGI app, problems, event streams, OpenAPI."""
 
-from vtrans.server.http.app import create_app
+from vtrans.server.http.app import App, create_app
 
-__all__ = ["create_app"]
+__all__ = ["App", "create_app"]

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
+import httpx2
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -144,10 +145,12 @@ def create_app(
     config: ServerConfig | None = None,
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
+    webhook_transport: httpx2.AsyncBaseTransport | None = None,
 ) -> App:
-    """The ASGI application. Without a ``store`` it opens the one the config names."""
+    """The ASGI application. Without a ``store`` it opens the one the config names; webhooks go
+    to the network unless a ``webhook_transport`` takes them."""
     config = config or ServerConfig()
-    service = Service(config, store or make_store(config.store, config.db_path), clock)
+    service = Service(config, store or make_store(config.store, config.db_path), clock, webhook_transport)
     spec = msgspec.json.encode(openapi.document())
     routes = Starlette(
         routes=[

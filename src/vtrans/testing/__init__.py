@@ -1,4 +1,12 @@
-"""Make every vtrans wait instant in your own test suite.
+"""Test your own code against vtrans: a fake service on virtual time, and instant waits.
+
+    from vtrans.testing import FakeService
+
+    with FakeService() as fake:  # the real service in-process, no socket, virtual time
+        client = fake.client()   # or fake.async_client()
+
+See :mod:`vtrans.testing.fake`. For a client of your own making (an ``httpx2.MockTransport``,
+say), make every wait instant instead:
 
     import vtrans.testing
 
@@ -13,6 +21,12 @@ retries behave exactly as in production, only the waiting is skipped.
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vtrans.testing.fake import FakeService, Webhook
+
+__all__ = ["FakeService", "Webhook", "is_testing", "set_testing"]
 
 _active = False
 
@@ -37,3 +51,11 @@ class set_testing:
 def is_testing() -> bool:
     """Whether waits are instant."""
     return _active
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("FakeService", "Webhook"):  # imported on use: it needs the service ('vtrans[server]')
+        from vtrans.testing import fake
+
+        return getattr(fake, name)
+    raise AttributeError(name)
