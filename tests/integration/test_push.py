@@ -507,11 +507,11 @@ async def test_a_stream_sends_keep_alives_and_ends_at_its_lifetime() -> None:
     stream = StreamConfig(progress_interval=5.0, keepalive=0.1, max_lifetime=0.45, retry_ms=250)
     service = Service(ServerConfig(store="memory", stream=stream), MemoryStore())
     await service.start()
-    view, _ = await service.create(JobCreate("fr", 60, simulate=Simulate(duration_seconds=1000)))
+    view, _ = await service.create(JobCreate("fr", 60, simulate=Simulate(duration_seconds=1000)), tenant="")
     frames: list[bytes] = []
     started = time.monotonic()
     with anyio.fail_after(3):
-        async for chunk in sse_frames(await service.events(view.job.id, None), stream.retry_ms):
+        async for chunk in sse_frames(await service.events(view.job.id, None, tenant=""), stream.retry_ms):
             frames.append(chunk)
     lived = time.monotonic() - started
     await service.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -93,7 +95,22 @@ import click
     help="Log-normal sigma of the estimates' error.",
 )
 @click.option("--seed", type=int, envvar="VTRANS_SEED", help="Make every timeline reproducible.")
-@click.option("--api-key", envvar="VTRANS_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1/*.")
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    envvar=["VTRANS_API_KEYS", "VTRANS_API_KEY"],
+    metavar="[NAME:]KEY",
+    help="An API key, one tenant each (repeat the flag; the variable takes several, space- or "
+    "comma-separated). With keys, /v1/* needs 'Authorization: Bearer KEY' and each tenant sees "
+    "only its jobs.",
+)
+@click.option(
+    "--api-keys-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="VTRANS_API_KEYS_FILE",
+    help="A file of [NAME:]KEY lines (blank lines and # comments skipped).",
+)
 @click.option(
     "--max-wait",
     default=60.0,
@@ -113,11 +130,53 @@ import click
     help="Seconds to wait before each webhook retry, comma-separated.",
 )
 @click.option(
+    "--webhook-secret-grace",
+    default=86400.0,
+    type=click.FloatRange(0),
+    envvar="VTRANS_WEBHOOK_SECRET_GRACE",
+    help="After a rotation, how long the previous webhook secret keeps signing too, in seconds.",
+)
+@click.option(
     "--webhook-timeout",
     default=15.0,
     type=click.FloatRange(0.1),
     envvar="VTRANS_WEBHOOK_TIMEOUT",
     help="How long a webhook receiver has to answer.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    type=click.FloatRange(0.1),
+    envvar="VTRANS_HEADER_TIMEOUT",
+    help="A request's line and headers must arrive within this many seconds (else 408, closed).",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    type=click.FloatRange(0.1),
+    envvar="VTRANS_BODY_TIMEOUT",
+    help="A request's body must arrive within this many seconds of its headers.",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=5.0,
+    type=click.FloatRange(0.1),
+    envvar="VTRANS_KEEP_ALIVE_TIMEOUT",
+    help="An idle keep-alive connection is closed after this many seconds.",
+)
+@click.option(
+    "--max-connections",
+    default=25_000,
+    type=click.IntRange(1),
+    envvar="VTRANS_MAX_CONNECTIONS",
+    help="Open connections per process; more get a 503 problem.",
+)
+@click.option(
+    "--max-held",
+    default=20_000,
+    type=click.IntRange(1),
+    envvar="VTRANS_MAX_HELD",
+    help="Held waits (long-polls, batch waits, event streams) per process; more get a 503 problem.",
 )
 @click.option("--access-log/--no-access-log", default=False, envvar="VTRANS_ACCESS_LOG")
 def serve(
@@ -136,20 +195,27 @@ def serve(
     duration_spread: float,
     estimate_spread: float,
     seed: int | None,
-    api_key: str | None,
+    api_keys: tuple[str, ...],
+    api_keys_file: str | None,
     max_wait: float,
     webhook_secret: str | None,
     webhook_retry_delays: str,
+    webhook_secret_grace: float,
     webhook_timeout: float,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: float,
+    max_connections: int,
+    max_held: int,
     access_log: bool,
 ) -> None:
     """Run the simulated translation service."""
     from vtrans.cli.errors import Exit
-    from vtrans.server.config import ServerConfig, WebhookConfig
-    from vtrans.server.outbox import check_secret
+    from vtrans.server.config import ConnectionConfig, ServerConfig, WebhookConfig
     from vtrans.server.run import StartupError
     from vtrans.server.run import serve as run
     from vtrans.server.simulation import SimulationConfig
+    from vtrans.server.tenants import check_secret, parse_keys
 
     if delay is not None:
         delay_min = delay_max = delay
@@ -159,8 +225,18 @@ def serve(
             check_secret(webhook_secret)
         config = ServerConfig(
             max_wait=max_wait,
+            max_held=max_held,
+            connections=ConnectionConfig(
+                header_timeout=header_timeout,
+                body_timeout=body_timeout,
+                keep_alive_timeout=keep_alive_timeout,
+                max_connections=max_connections,
+            ),
             webhooks=WebhookConfig(
-                secret=webhook_secret or None, retry_delays=delays, timeout=webhook_timeout
+                secret=webhook_secret or None,
+                retry_delays=delays,
+                timeout=webhook_timeout,
+                secret_grace=webhook_secret_grace,
             ),
             store=store,
             db_path=db_path,
@@ -168,7 +244,7 @@ def serve(
             status_delay_max=delay_max,
             reset_status=reset_status,
             seed=seed,
-            api_key=api_key or None,
+            api_keys=parse_keys(_key_specs(api_keys, api_keys_file)),
             simulation=SimulationConfig(
                 base_seconds=base_seconds,
                 seconds_per_video_second=seconds_per_video_second,
@@ -184,6 +260,15 @@ def serve(
     except (StartupError, ValueError) as exc:
         click.echo(f"vtrans serve: {exc}", err=True)
         raise SystemExit(Exit.START_FAILED) from None
+
+
+def _key_specs(flags: tuple[str, ...], path: str | None) -> list[str]:
+    """The ``[NAME:]KEY`` items of the flags (commas split them too) and of the file."""
+    specs = [item for flag in flags for item in flag.split(",")]
+    if path is not None:
+        lines = Path(path).read_text().splitlines()
+        specs += [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return specs
 
 
 def _delays(text: str) -> tuple[float, ...]:

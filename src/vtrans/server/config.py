@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from vtrans.server.simulation import SimulationConfig
 from vtrans.server.stores import is_store_spec
+from vtrans.server.tenants import ApiKey
 
 #: Standard Webhooks' suggested schedule: the waits before each retry (5 s, 5 min, 30 min, 2 h, …).
 STANDARD_RETRY_DELAYS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
@@ -38,6 +39,8 @@ class WebhookConfig:
     concurrency: int = 16
     #: At most this much of a receiver's reply is read (only its status matters).
     max_reply_bytes: int = 64 * 1024
+    #: How long a rotated-out secret keeps signing alongside the new one, in seconds.
+    secret_grace: float = 86400.0
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and self.concurrency >= 1 and self.max_reply_bytes >= 0):
@@ -48,6 +51,33 @@ class WebhookConfig:
         """How long a process holds a delivery it claimed: longer than a delivery can take, so
         no two processes ever send it at once; a process that dies loses it after this."""
         return 2 * self.timeout + 1.0
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """Bounds on each connection and on how many there are (see :mod:`vtrans.server.http.protocol`)."""
+
+    #: The request line and headers must arrive within this many seconds of the request's start.
+    header_timeout: float = 10.0
+    #: The body must arrive within this many seconds of the headers.
+    body_timeout: float = 30.0
+    #: An idle keep-alive connection is closed after this many seconds.
+    keep_alive_timeout: float = 5.0
+    max_header_bytes: int = 32 * 1024
+    max_url_bytes: int = 8 * 1024
+    #: Open connections per process; the next one gets a 503.
+    max_connections: int = 25_000
+
+    def __post_init__(self) -> None:
+        if not (
+            self.header_timeout > 0
+            and self.body_timeout > 0
+            and self.keep_alive_timeout > 0
+            and self.max_header_bytes >= 1024
+            and self.max_url_bytes >= 256
+            and self.max_connections >= 1
+        ):
+            raise ValueError("connection limits must be positive (headers >= 1 KiB, request line >= 256 B)")
 
 
 @dataclass(frozen=True)
@@ -66,11 +96,15 @@ class ServerConfig:
     reset_status: bool = False
     #: Makes every job's timeline reproducible: the n-th job of a store gets the same draw.
     seed: int | None = None
-    #: When set, ``/v1/*`` requires ``Authorization: Bearer <api_key>``.
-    api_key: str | None = None
+    #: API keys, one per tenant: with any, ``/v1/*`` requires ``Authorization: Bearer <key>`` and
+    #: each tenant sees its own jobs only; without, the service is an open sandbox.
+    api_keys: tuple[ApiKey, ...] = ()
     max_body_bytes: int = 64 * 1024
     #: Longest hold of a long-poll (``Prefer: wait=N``), in seconds.
     max_wait: float = 60.0
+    #: Held waits (long-polls, batch waits, event streams) per process; the next gets a 503.
+    max_held: int = 20_000
+    connections: ConnectionConfig = field(default_factory=ConnectionConfig)
     #: Server-Sent Events: progress rate, keep-alives, lifetime.
     stream: StreamConfig = field(default_factory=StreamConfig)
     #: Webhooks: signing secret, retry schedule, receiver timeout.

@@ -12,8 +12,6 @@ is at least once: receivers deduplicate on ``webhook-id``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import os
@@ -40,20 +38,6 @@ RECHECK_SHARED = 2.0
 STORE_RETRY = 1.0
 
 
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
-
-
-def check_secret(secret: str) -> None:
-    """Raise ``ValueError`` unless ``secret`` is ``whsec_`` and a base64 key of 24 to 64 bytes."""
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except binascii.Error:
-        key = b""
-    if not secret.startswith("whsec_") or not 24 <= len(key) <= 64:
-        raise ValueError("the webhook secret must be 'whsec_' and a base64 key of 24 to 64 bytes")
-
-
 class Outbox:
     """Sends due deliveries: run :meth:`run` as a task; :meth:`wake` when one may have fallen due."""
 
@@ -61,14 +45,16 @@ class Outbox:
         self,
         store: Store,
         config: WebhookConfig,
-        describe: Callable[[str], Awaitable[Job | None]],
+        describe: Callable[[str], Awaitable[tuple[Job, str] | None]],
+        secrets: Callable[[str], Awaitable[list[str]]],
         clock: Callable[[], float] = time.time,
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self.store, self.config, self.describe, self.clock = store, config, describe, clock
+        #: The secrets that sign a tenant's webhooks now (several while a rotation's grace lasts).
+        self.secrets = secrets
         #: Where requests go (``None``: the network); an in-process fake captures them instead.
         self.transport = transport
-        self.secret = ""
         #: Who holds a lease: unique to this process's outbox.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
@@ -144,10 +130,11 @@ class Outbox:
             log.error("webhooks: a delivery task failed", exc_info=exc)
 
     async def _deliver(self, http: httpx2.AsyncClient, delivery: Delivery) -> None:
-        job = await self.describe(delivery.job_id)
-        if job is None or not job.done:  # cannot happen: deliveries fall due when jobs end
+        described = await self.describe(delivery.job_id)
+        if described is None or not described[0].done:  # cannot happen: deliveries fall due when jobs end
             log.error("webhook %s is due but job %s is not finished", delivery.id, delivery.job_id)
             return
+        job, tenant = described
         now = self.clock()
         kind = "job.completed" if job.result == "completed" else "job.failed"
         payload = msgspec.json.encode(
@@ -157,7 +144,9 @@ class Outbox:
         headers = {
             "webhook-id": delivery.id,
             "webhook-timestamp": str(stamp),
-            "webhook-signature": sign_webhook(self.secret, delivery.id, stamp, payload),
+            "webhook-signature": " ".join(
+                sign_webhook(secret, delivery.id, stamp, payload) for secret in await self.secrets(tenant)
+            ),
         }
         attempts = delivery.attempts + 1
         gone = False

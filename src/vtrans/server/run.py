@@ -18,6 +18,7 @@ from uvicorn.supervisors import Multiprocess
 
 from vtrans.server.config import ServerConfig
 from vtrans.server.http import create_app
+from vtrans.server.http.protocol import GuardedProtocol
 from vtrans.server.stores import StoreError, make_store
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,14 @@ def serve(
         "" if workers == 1 else "es",
         store.name,
     )
+    GuardedProtocol.limits = config.connections
     options: dict[str, Any] = {
         "access_log": access_log,
         "log_level": log_level,
         "backlog": 4096,
+        "http": GuardedProtocol,
+        "timeout_keep_alive": config.connections.keep_alive_timeout,
+        "proxy_headers": False,
         # Held waits are answered as the shutdown begins: this bounds what is left in flight.
         "timeout_graceful_shutdown": DRAIN_SECONDS,
     }
@@ -83,7 +88,9 @@ def serve(
 def app_from_environment() -> ASGIApp:
     """The app of a worker process, configured by its parent (see :data:`CONFIG_ENV`)."""
     _log_to_stderr(logging.getLevelName(logging.getLogger("uvicorn.error").getEffectiveLevel()).lower())
-    return create_app(msgspec.json.decode(os.environ[CONFIG_ENV], type=ServerConfig))
+    config = msgspec.json.decode(os.environ[CONFIG_ENV], type=ServerConfig)
+    GuardedProtocol.limits = config.connections
+    return create_app(config)
 
 
 async def _check(store: Any) -> None:

@@ -28,17 +28,17 @@ from vtrans.protocol import JOB_ID_RE, LANGUAGES, Job, JobCreate, Result
 from vtrans.server import simulation
 from vtrans.server.cache import JobCache
 from vtrans.server.config import ServerConfig
-from vtrans.server.errors import Conflict, Forbidden, Invalid, Malformed, NotFound
-from vtrans.server.outbox import Outbox, new_secret
+from vtrans.server.errors import Conflict, Forbidden, Invalid, Malformed, NotFound, Unavailable
+from vtrans.server.outbox import Outbox
 from vtrans.server.simulation import State, state_at
 from vtrans.server.stores import Delivery, NewJob, Store, StoredJob
+from vtrans.server.tenants import Secrets, Tenants
 from vtrans.server.wakeups import Wakeups
 from vtrans.server.wire import to_wire
 
 log = logging.getLogger(__name__)
 
 STATUS_JOB_KEY = "status_job_id"
-SECRET_KEY = "webhook_secret"
 #: Target languages by their lower-case code: ``ES`` and ``pt-br`` name ``es`` and ``pt-BR``.
 _LANGUAGES = {code.lower(): code for code in LANGUAGES}
 
@@ -90,7 +90,10 @@ class Service:
         self.config, self.store, self.clock = config, store, clock
         self.jobs = JobCache(store)
         self.wakeups = Wakeups()
-        self.outbox = Outbox(store, config.webhooks, self.describe, clock, webhook_transport)
+        self.tenants = Tenants(config.api_keys, store, config.webhooks.secret, config.webhooks.secret_grace)
+        self.outbox = Outbox(
+            store, config.webhooks, self.describe, self.signing_secrets, clock, webhook_transport
+        )
         self.status_job_id = ""
         #: Shutting down: holds answer at once, streams end, new requests are turned away.
         self.draining = False
@@ -105,9 +108,6 @@ class Service:
         try:
             await self.store.listen(self.changed)
             self.status_job_id = await self._status_job()
-            self.outbox.secret = self.config.webhooks.secret or await self.store.meta_setdefault(
-                SECRET_KEY, new_secret()
-            )
         except BaseException:
             await self.store.close()
             raise
@@ -176,36 +176,62 @@ class Service:
         hint = None if remaining is None else min(remaining, self.config.retry_after_max)
         return View(job, state, now, hint, held)
 
-    async def describe(self, job_id: str) -> Job | None:
-        """The job's wire form now (for webhooks)."""
+    async def describe(self, job_id: str) -> tuple[Job, str] | None:
+        """The job's wire form now, and its tenant (for webhooks)."""
         job = await self.jobs.get(job_id)
-        return None if job is None else self.view(job).wire()
+        return None if job is None else (self.view(job).wire(), job.tenant)
 
-    async def find(self, job_id: str) -> StoredJob:
+    async def signing_secrets(self, tenant: str) -> list[str]:
+        """The secrets that sign the tenant's webhooks now."""
+        return (await self.tenants.secrets(tenant)).signing(self.clock())
+
+    async def rotate_secret(self, *, tenant: str) -> Secrets:
+        """A new webhook signing secret for the tenant; the old one signs along for a grace period."""
+        if self.config.webhooks.secret is not None:
+            raise Conflict(
+                "secret-fixed", "The webhook secret is fixed by --webhook-secret: it cannot be rotated."
+            )
+        return await self.tenants.rotate(tenant, self.clock())
+
+    async def find(self, job_id: str, *, tenant: str) -> StoredJob:
+        """The job, if it exists and is the tenant's (another tenant's job does not exist for it)."""
         check_id(job_id)
         job = await self.jobs.get(job_id)
-        if job is None:
+        if job is None or job.tenant != tenant:
             raise NotFound("job-not-found", f"There is no job with id {job_id!r}.")
         return job
 
     async def get(
-        self, job_id: str, wait: float | None = None, gone: asyncio.Future[Any] | None = None
+        self, job_id: str, *, tenant: str, wait: float | None = None, gone: asyncio.Future[Any] | None = None
     ) -> View:
         """The job; with ``wait``, once it leaves ``pending`` or after ``wait`` seconds (capped)."""
-        job = await self.find(job_id)
+        job = await self.find(job_id, tenant=tenant)
         if wait is None:
             return self.view(job)
         held, jobs = await self._hold({job.id: job}, wait, gone)
         return self.view(jobs[job.id], held)
 
     async def status(
-        self, job_id: str | None, wait: float | None = None, gone: asyncio.Future[Any] | None = None
+        self,
+        job_id: str | None,
+        *,
+        tenant: str,
+        wait: float | None = None,
+        gone: asyncio.Future[Any] | None = None,
     ) -> View:
-        """The spec's ``GET /status``: the service's own job, or ``job_id``'s."""
-        return await self.get(job_id or self.status_job_id, wait, gone)
+        """The spec's ``GET /status``: the service's own job (anyone's to see: it tells nothing of
+        any tenant), or the tenant's job ``job_id``."""
+        if job_id is None:
+            return await self.get(self.status_job_id, tenant="", wait=wait, gone=gone)
+        return await self.get(job_id, tenant=tenant, wait=wait, gone=gone)
 
     async def wait_many(
-        self, job_ids: list[str], wait: float | None = None, gone: asyncio.Future[Any] | None = None
+        self,
+        job_ids: list[str],
+        *,
+        tenant: str,
+        wait: float | None = None,
+        gone: asyncio.Future[Any] | None = None,
     ) -> tuple[list[View], int, float | None]:
         """The finished jobs among ``job_ids`` and how many are pending; with ``wait``, once one
         is finished or after ``wait`` seconds (capped). Also returns the hold applied."""
@@ -213,8 +239,8 @@ class Service:
         for job_id in ids:
             check_id(job_id)
         found = await self.jobs.get_many(ids)
-        if len(found) < len(ids):
-            missing = [job_id for job_id in ids if job_id not in found]
+        if len(found) < len(ids) or any(job.tenant != tenant for job in found.values()):
+            missing = [job_id for job_id in ids if job_id not in found or found[job_id].tenant != tenant]
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise NotFound("job-not-found", f"There is no job with id {shown}.")
         held = None
@@ -229,6 +255,7 @@ class Service:
     ) -> tuple[float, dict[str, StoredJob]]:
         """Hold until one of ``jobs`` is finished, ``wait`` seconds (capped by ``max_wait``) pass,
         or ``gone`` is done. Work per wake is in proportion to what changed, not to the jobs."""
+        self._room_to_wait()
         applied = min(wait, self.config.max_wait)
         deadline = self.clock() + applied
         ends = [(job.timeline.ends_at, job_id) for job_id, job in jobs.items()]
@@ -253,29 +280,36 @@ class Service:
                     return applied, jobs
                 await watch.sleep(until - now, gone)
 
-    async def list_jobs(self, result: Result | None, limit: int, cursor: str | None) -> Page:
-        """A page of jobs, newest first, optionally only those with ``result`` now."""
+    def _room_to_wait(self) -> None:
+        if self.wakeups.sleeping >= self.config.max_held:
+            detail = f"The service holds {self.config.max_held} waits already; try again shortly."
+            raise Unavailable("too-many-waits", detail, retry_after=1)
+
+    async def list_jobs(self, result: Result | None, limit: int, cursor: str | None, *, tenant: str) -> Page:
+        """A page of the tenant's jobs, newest first, optionally only those with ``result`` now."""
         before = _decode_cursor(cursor) if cursor is not None else None
         now = self.clock()
         window = simulation.window(result, now) if result is not None else None
-        jobs = await self.store.list_jobs(tenant=None, before_seq=before, limit=limit + 1, window=window)
+        jobs = await self.store.list_jobs(tenant=tenant, before_seq=before, limit=limit + 1, window=window)
         page = jobs[:limit]
         next_cursor = _encode_cursor(page[-1].seq) if len(jobs) > limit else None
         return Page([self.view(job) for job in page], next_cursor)
 
-    async def delivery(self, job_id: str) -> Delivery:
-        job = await self.find(job_id)
+    async def delivery(self, job_id: str, *, tenant: str) -> Delivery:
+        job = await self.find(job_id, tenant=tenant)
         delivery = await self.store.delivery(job.id)
         if delivery is None:
             raise NotFound("no-webhook", f"Job {job.id} was created without a callback_url.")
         return delivery
 
-    async def events(self, job_id: str, last_event_id: str | None) -> AsyncIterator[Event]:
+    async def events(self, job_id: str, last_event_id: str | None, *, tenant: str) -> AsyncIterator[Event]:
         """Find the job, then its stream's events: ``progress`` while pending (at most one per
         ``progress_interval``, and only when the percentage moved; ids ``p<percent>``), then
         ``done`` (id ``done``) and the end; ``keepalive`` when idle. Resumes after
         ``last_event_id``; ends after ``max_lifetime`` (the client reconnects)."""
-        return self._events(await self.find(job_id), last_event_id)
+        job = await self.find(job_id, tenant=tenant)
+        self._room_to_wait()
+        return self._events(job, last_event_id)
 
     async def _events(self, job: StoredJob, last_event_id: str | None) -> AsyncIterator[Event]:
         cfg = self.config.stream
@@ -312,9 +346,11 @@ class Service:
 
     # --- writing ------------------------------------------------------------------------------
 
-    async def create(self, spec: JobCreate, idempotency_key: str | None = None) -> tuple[View, bool]:
-        """Create a job; with an ``idempotency_key`` already used for the same request, return
-        that job instead (``False``: not created now)."""
+    async def create(
+        self, spec: JobCreate, *, tenant: str, idempotency_key: str | None = None
+    ) -> tuple[View, bool]:
+        """Create a job of the tenant's; with an ``idempotency_key`` the tenant already used for the
+        same request, return that job instead (``False``: not created now)."""
         language = _LANGUAGES.get(spec.language.lower())
         if language is None:
             raise Invalid(
@@ -338,6 +374,7 @@ class Service:
         )
         new = NewJob(
             id=new_job_id(),
+            tenant=tenant,
             language=language,
             video_seconds=spec.video_seconds,
             source_url=spec.source_url,
@@ -363,10 +400,10 @@ class Service:
             )
         return self.view(job), created
 
-    async def cancel(self, job_id: str) -> View:
+    async def cancel(self, job_id: str, *, tenant: str) -> View:
         """End a pending job now as ``error``/``cancelled``. Cancelling a cancelled job answers it
         again (a retried ``DELETE`` is safe); a job that finished otherwise is a :class:`Conflict`."""
-        job = await self.find(job_id)
+        job = await self.find(job_id, tenant=tenant)
         if job.id == self.status_job_id:
             raise Forbidden(
                 "status-job", "This job backs GET /status; it ends on its own and cannot be cancelled."

@@ -88,7 +88,7 @@ class FakeService:
     @property
     def webhook_secret(self) -> str:
         """The secret that signs its webhooks (for :func:`vtrans.webhooks.verify`)."""
-        return self.app.service.outbox.secret
+        return self._run(self.app.service.tenants.secrets("")).secret
 
     # --- clients ------------------------------------------------------------------------------
 

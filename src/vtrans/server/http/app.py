@@ -41,6 +41,7 @@ from vtrans.server.http.routes import (
     get_webhook_secret,
     healthz,
     list_jobs,
+    rotate_webhook_secret,
     wait_jobs,
 )
 from vtrans.server.service import Service
@@ -164,6 +165,7 @@ def create_app(
             Route("/v1/jobs/{job_id}/events", get_job_events, methods=["GET"]),
             Route("/v1/jobs/{job_id}/webhook", get_webhook, methods=["GET"]),
             Route("/v1/webhook-secret", get_webhook_secret, methods=["GET"]),
+            Route("/v1/webhook-secret/rotate", _EveryMethod(_by_method(POST=rotate_webhook_secret))),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", lambda _: Response(spec, media_type=JSON), methods=["GET"]),
             Route("/docs", lambda _: HTMLResponse(openapi.DOCS_PAGE), methods=["GET"]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,7 +61,7 @@ def _hints(view: View) -> list[tuple[bytes, bytes]]:
     if view.hint is not None:
         headers.append((b"retry-after", retry_after(view.hint).encode()))
     if view.held is not None:
-        headers += [(b"preference-applied", b"wait=%s" % f"{view.held:g}".encode()), (b"vary", b"Prefer")]
+        headers += _applied(view.held)
     return headers
 
 
@@ -75,17 +74,21 @@ def _service(request: Request) -> Service:
 
 
 async def get_status(request: Request) -> Response:
-    """The spec's endpoint: ``{"result": ...}`` of the service's own job, or of ``?job_id=``."""
+    """The spec's endpoint: ``{"result": ...}`` of the service's own job (open to anyone: it tells
+    nothing of any tenant), or of the caller's job ``?job_id=``."""
     service = _service(request)
+    job_id = request.query_params.get("job_id") or None  # "?job_id=" is no id
+    tenant = "" if job_id is None else _tenant(request)
     with _held(request) as (wait, gone):
-        view = await service.status(request.query_params.get("job_id"), wait, gone)
+        view = await service.status(job_id, tenant=tenant, wait=wait, gone=gone)
     return JSONBytes(_encode(StatusBody(result=view.state.result)), 200, _hints(view))
 
 
 async def create_job(request: Request) -> Response:
-    service = _authorized(request)
+    service, tenant = _service(request), _tenant(request)
     spec = _decode(await _read_body(request, service.config.max_body_bytes), JobCreate, request)
-    view, created = await service.create(spec, _header(request, b"idempotency-key"))
+    key = _header(request, b"idempotency-key")
+    view, created = await service.create(spec, tenant=tenant, idempotency_key=key)
     headers = [(b"location", f"/v1/jobs/{view.job.id}".encode())]
     if not created:
         headers.append((b"idempotent-replayed", b"true"))
@@ -93,41 +96,39 @@ async def create_job(request: Request) -> Response:
 
 
 async def get_job(request: Request) -> Response:
-    service = _authorized(request)
+    service, tenant = _service(request), _tenant(request)
     with _held(request) as (wait, gone):
-        view = await service.get(request.path_params["job_id"], wait, gone)
+        view = await service.get(request.path_params["job_id"], tenant=tenant, wait=wait, gone=gone)
     return _job(view)
 
 
 async def cancel_job(request: Request) -> Response:
-    return _job(await _authorized(request).cancel(request.path_params["job_id"]))
+    tenant = _tenant(request)
+    return _job(await _service(request).cancel(request.path_params["job_id"], tenant=tenant))
 
 
 async def wait_jobs(request: Request) -> Response:
     """Many jobs at once: the finished ones among ``ids``; with ``Prefer: wait``, held until one is."""
-    service = _authorized(request)
+    service, tenant = _service(request), _tenant(request)
     spec = _decode(await _read_body(request, service.config.max_body_bytes), JobsWait, request)
     with _held(request) as (wait, gone):
-        done, pending, held = await service.wait_many(spec.ids, wait, gone)
+        done, pending, held = await service.wait_many(spec.ids, tenant=tenant, wait=wait, gone=gone)
     body = JobsWaitResult(items=[view.wire() for view in done], pending=pending)
-    headers = (
-        []
-        if held is None
-        else [(b"preference-applied", b"wait=%s" % f"{held:g}".encode()), (b"vary", b"Prefer")]
-    )
+    headers = [] if held is None else _applied(held)
     return JSONBytes(_encode(body), 200, headers)
 
 
 async def get_job_events(request: Request) -> Response:
     """Server-Sent Events: progress while pending, then the terminal job."""
-    service = _authorized(request)
-    events = await service.events(request.path_params["job_id"], _header(request, b"last-event-id"))
+    service, tenant = _service(request), _tenant(request)
+    job_id, last = request.path_params["job_id"], _header(request, b"last-event-id")
+    events = await service.events(job_id, last, tenant=tenant)
     stream = service.config.stream
     return EventStream(frames(events, stream.retry_ms), stream.send_timeout)
 
 
 async def list_jobs(request: Request) -> Response:
-    service = _authorized(request)
+    service, tenant = _service(request), _tenant(request)
     query = request.query_params
     limit = _int_param(query.get("limit", "20"), "limit", 1, 100)
     result = query.get("result")
@@ -135,7 +136,7 @@ async def list_jobs(request: Request) -> Response:
         raise ProblemError(
             400, "bad-query", f"result must be one of pending, completed, error; not {result!r}."
         )
-    page = await service.list_jobs(result, limit, query.get("cursor"))  # type: ignore[arg-type]
+    page = await service.list_jobs(result, limit, query.get("cursor"), tenant=tenant)  # type: ignore[arg-type]
     return JSONBytes(
         _encode(JobPage(items=[view.wire() for view in page.items], next_cursor=page.next_cursor))
     )
@@ -143,12 +144,19 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_webhook(request: Request) -> Response:
     """The state of a job's webhook delivery."""
-    return JSONBytes(_encode(await _authorized(request).delivery(request.path_params["job_id"])))
+    tenant = _tenant(request)
+    return JSONBytes(_encode(await _service(request).delivery(request.path_params["job_id"], tenant=tenant)))
 
 
 async def get_webhook_secret(request: Request) -> Response:
-    """The secret that signs this service's webhooks (``whsec_…``), for your receiver."""
-    return JSONBytes(_encode({"secret": _authorized(request).outbox.secret}))
+    """The caller's webhook signing secrets (``whsec_…``), for its receiver."""
+    secrets = await _service(request).tenants.secrets(_tenant(request))
+    return JSONBytes(_encode(secrets))
+
+
+async def rotate_webhook_secret(request: Request) -> Response:
+    """A new signing secret for the caller; the previous one signs along until ``previous_until``."""
+    return JSONBytes(_encode(await _service(request).rotate_secret(tenant=_tenant(request))))
 
 
 async def healthz(request: Request) -> Response:
@@ -160,12 +168,21 @@ async def healthz(request: Request) -> Response:
 # --- request parsing --------------------------------------------------------------------------
 
 
-def _header(request: Request, name: bytes) -> str | None:
-    """A request header by its lower-case name, without building Starlette's ``Headers``."""
+def _raw_header(request: Request, name: bytes) -> bytes | None:
+    """A request header's bytes by its lower-case name, without building Starlette's ``Headers``."""
     for key, value in request.scope["headers"]:
         if key == name:
-            return str(value.decode("latin-1"))
+            return bytes(value)
     return None
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    raw = _raw_header(request, name)
+    return None if raw is None else raw.decode("latin-1")
+
+
+def _applied(held: float) -> list[tuple[bytes, bytes]]:
+    return [(b"preference-applied", b"wait=%s" % f"{held:g}".encode()), (b"vary", b"Prefer")]
 
 
 @contextmanager
@@ -183,17 +200,17 @@ def _held(request: Request) -> Iterator[tuple[float | None, asyncio.Future[None]
         gone.cancel()
 
 
-def _authorized(request: Request) -> Service:
-    """The service, once the request carries the API key (when one is configured)."""
-    service = _service(request)
-    key = service.config.api_key
-    if key is None:
-        return service
-    scheme, _, token = (_header(request, b"authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("latin-1"), key.encode()):
+def _tenant(request: Request) -> str:
+    """The tenant whose API key the request carries (``""`` when the service has no keys)."""
+    tenants = _service(request).tenants
+    if tenants.open:
+        return ""
+    scheme, _, token = (_raw_header(request, b"authorization") or b"").partition(b" ")
+    tenant = tenants.tenant(token.strip()) if scheme.lower() == b"bearer" else None
+    if tenant is None:
         detail = "Missing or wrong API key: send 'Authorization: Bearer <key>'."
         raise ProblemError(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer"})
-    return service
+    return tenant
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
