@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import httpx2
 
 from vtrans.client import core, waiting
-from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate
+from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate, prepare
 from vtrans.client.clock import Clock
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
@@ -184,27 +184,19 @@ class AsyncClient(ClientBase):
         return result[0]
 
     async def _send(self, send: core.Send) -> httpx2.Response | httpx2.TransportError:
+        exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            return await self._http.request(
-                send.method,
-                send.path,
-                params=send.params,
-                headers={**self.headers, **send.headers},
-                content=send.content,
-                timeout=httpx2.USE_CLIENT_DEFAULT if send.timeout is None else send.timeout,
-            )
+            return await self._http.send(exchange.request)
         except httpx2.TransportError as exc:
             return exc
 
     async def _open(
         self, send: core.Send, streams: contextlib.AsyncExitStack
     ) -> tuple[httpx2.Response | httpx2.TransportError, AsyncIterator[httpx2.ServerSentEvent]]:
+        exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            response = await streams.enter_async_context(
-                self._http.stream(
-                    send.method, send.path, headers={**self.headers, **send.headers}, timeout=send.timeout
-                )
-            )
+            response = await self._http.send(exchange.request, stream=True)
+            streams.push_async_callback(response.aclose)
             if response.status_code != 200:
                 await response.aread()
                 return response, _no_events()

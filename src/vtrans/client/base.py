@@ -1,15 +1,18 @@
-"""What the sync and async clients share: configuration and the choice of clock."""
+"""What the sync and async clients share: configuration, the choice of clock, and the one place
+that turns a flow's :class:`~vtrans.client.core.Send` into an ``httpx2.Request``."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import httpx2
 
 from vtrans import __version__, testing
 from vtrans.client.clock import Clock, SystemClock, VirtualClock
-from vtrans.client.core import Settings
+from vtrans.client.core import Send, Settings
 from vtrans.client.memory import Memory
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.protocol import Simulate
@@ -53,6 +56,30 @@ class ClientBase:
             # Each call gets a clock of its own, so times remembered from another call mean nothing.
             return Settings(self.poll, self.retry, VirtualClock(), self.rng, self.timeout)
         return Settings(self.poll, self.retry, self.clock, self.rng, self.timeout, self.memory)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A request ready to send."""
+
+    request: httpx2.Request
+
+
+def prepare(
+    http: httpx2.Client | httpx2.AsyncClient, send: Send, headers: Mapping[str, str], timeout: float
+) -> Exchange:
+    """The request ``send`` stands for: the client's ``headers`` under the flow's, its params and
+    body; ``send.timeout`` (default ``timeout``) bounds each socket operation."""
+    each = timeout if send.timeout is None else send.timeout
+    request = http.build_request(
+        send.method,
+        send.path,
+        params=send.params,
+        headers={**headers, **send.headers},
+        content=send.content,
+        timeout=each,
+    )
+    return Exchange(request)
 
 
 def as_simulate(simulate: Simulate | dict[str, object] | None) -> Simulate | None:

@@ -7,6 +7,7 @@ It returns the call's result. The drivers only execute actions; every decision i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
@@ -165,7 +166,7 @@ def with_deadline(send: Send, settings: Settings, deadline: float) -> Send:
     """The request with its timeout cut to what is left before ``deadline`` (but not below 0.25 s)."""
     timeout = send.timeout if send.timeout is not None else settings.timeout
     timeout = max(0.25, min(timeout, deadline - settings.clock.now()))
-    return Send(send.method, send.path, send.params, send.headers, send.content, timeout)
+    return dataclasses.replace(send, timeout=timeout)
 
 
 def backoff(
