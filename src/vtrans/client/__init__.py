@@ -2,6 +2,7 @@
 
 from vtrans.client.aio import AsyncClient
 from vtrans.client.clock import SystemClock, VirtualClock
+from vtrans.client.deadline import async_http_transport, http_transport
 from vtrans.client.errors import (
     APIError,
     Conflict,
@@ -39,4 +40,6 @@ __all__ = [
     "VirtualClock",
     "VtransError",
     "WaitTimeout",
+    "async_http_transport",
+    "http_transport",
 ]

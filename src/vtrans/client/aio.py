@@ -14,6 +14,7 @@ import httpx2
 from vtrans.client import core, waiting
 from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate, prepare
 from vtrans.client.clock import Clock
+from vtrans.client.deadline import aevents, async_http_transport, bounded
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
 from vtrans.protocol import Job, Simulate
@@ -26,9 +27,10 @@ class AsyncClient(ClientBase):
     """Submit translation jobs and wait for them, in asyncio: the same API as :class:`Client`.
 
     ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
-    ``$VTRANS_API_KEY``. ``timeout`` bounds each request; ``poll`` and ``retry`` tune waiting and
-    retries; ``clock`` and ``rng`` are for tests. Pass ``http_client`` to bring your own
-    ``httpx2.AsyncClient`` (its base URL is then yours to set; the API key is still sent).
+    ``$VTRANS_API_KEY``. ``timeout`` bounds each request's whole exchange (connect, headers, body);
+    ``poll`` and ``retry`` tune waiting and retries; ``clock`` and ``rng`` are for tests. Pass
+    ``http_client`` to bring your own ``httpx2.AsyncClient`` (its base URL is then yours to set; the API key
+    is still sent; give it ``transport=vtrans.client.async_http_transport()`` to keep whole-exchange bounds).
     """
 
     def __init__(
@@ -45,7 +47,7 @@ class AsyncClient(ClientBase):
     ) -> None:
         super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
         self._http = http_client or httpx2.AsyncClient(
-            base_url=self.base_url, timeout=timeout, limits=POOL_LIMITS
+            base_url=self.base_url, timeout=timeout, transport=async_http_transport(limits=POOL_LIMITS)
         )
 
     async def create(
@@ -186,7 +188,8 @@ class AsyncClient(ClientBase):
     async def _send(self, send: core.Send) -> httpx2.Response | httpx2.TransportError:
         exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            return await self._http.send(exchange.request)
+            with bounded(exchange.deadline):
+                return await self._http.send(exchange.request)
         except httpx2.TransportError as exc:
             return exc
 
@@ -195,12 +198,13 @@ class AsyncClient(ClientBase):
     ) -> tuple[httpx2.Response | httpx2.TransportError, AsyncIterator[httpx2.ServerSentEvent]]:
         exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            response = await self._http.send(exchange.request, stream=True)
-            streams.push_async_callback(response.aclose)
-            if response.status_code != 200:
-                await response.aread()
-                return response, _no_events()
-            return response, aiter(httpx2.EventSource(response))
+            with bounded(exchange.deadline):
+                response = await self._http.send(exchange.request, stream=True)
+                streams.push_async_callback(response.aclose)
+                if response.status_code != 200:
+                    await response.aread()
+                    return response, _no_events()
+            return response, aevents(response, exchange.deadline)
         except httpx2.TransportError as exc:
             return exc, _no_events()
 

@@ -3,8 +3,10 @@ that turns a flow's :class:`~vtrans.client.core.Send` into an ``httpx2.Request``
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -60,26 +62,29 @@ class ClientBase:
 
 @dataclass(frozen=True)
 class Exchange:
-    """A request ready to send."""
+    """A request ready to send, and the ``time.monotonic()`` by which its whole exchange — connect,
+    headers, body or stream — must be over (``inf``: never)."""
 
     request: httpx2.Request
+    deadline: float
 
 
 def prepare(
     http: httpx2.Client | httpx2.AsyncClient, send: Send, headers: Mapping[str, str], timeout: float
 ) -> Exchange:
-    """The request ``send`` stands for: the client's ``headers`` under the flow's, its params and
-    body; ``send.timeout`` (default ``timeout``) bounds each socket operation."""
-    each = timeout if send.timeout is None else send.timeout
+    """The request ``send`` stands for: the client's ``headers`` under the flow's; ``send.timeout``
+    (default ``timeout``) bounds the whole exchange, and each socket operation within it."""
+    budget = timeout if send.timeout is None else send.timeout
+    each = budget if send.idle is None else min(budget, send.idle)
     request = http.build_request(
         send.method,
         send.path,
         params=send.params,
         headers={**headers, **send.headers},
         content=send.content,
-        timeout=each,
+        timeout=None if each == math.inf else each,
     )
-    return Exchange(request)
+    return Exchange(request, time.monotonic() + budget)
 
 
 def as_simulate(simulate: Simulate | dict[str, object] | None) -> Simulate | None:

@@ -65,8 +65,11 @@ class Send:
     params: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | None = None
-    #: Per-request timeout in seconds (``None``: the client's default).
+    #: Bound on the whole exchange — connect, headers, body — in seconds (``None``: the client's
+    #: ``timeout``; ``math.inf``: none).
     timeout: float | None = None
+    #: Longest silence between two reads, for streams (``None``: the whole ``timeout``).
+    idle: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class Settings:
     retry: RetryPolicy
     clock: Clock
     rng: random.Random
-    #: The default per-request timeout, in seconds.
+    #: The default bound on one request's whole exchange, in seconds.
     timeout: float = 10.0
     memory: Memory = field(default_factory=Memory)
 

@@ -14,6 +14,7 @@ import httpx2
 from vtrans.client import core, waiting
 from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate, prepare
 from vtrans.client.clock import Clock
+from vtrans.client.deadline import bounded, events, http_transport
 from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
 from vtrans.protocol import Job, Simulate
@@ -26,9 +27,10 @@ class Client(ClientBase):
     """Submit translation jobs and wait for them.
 
     ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
-    ``$VTRANS_API_KEY``. ``timeout`` bounds each request; ``poll`` and ``retry`` tune waiting and
-    retries; ``clock`` and ``rng`` are for tests. Pass ``http_client`` to bring your own
-    ``httpx2.Client`` (its base URL is then yours to set; the API key is still sent).
+    ``$VTRANS_API_KEY``. ``timeout`` bounds each request's whole exchange (connect, headers, body);
+    ``poll`` and ``retry`` tune waiting and retries; ``clock`` and ``rng`` are for tests. Pass
+    ``http_client`` to bring your own ``httpx2.Client`` (its base URL is then yours to set; the API key
+    is still sent; give it ``transport=vtrans.client.http_transport()`` to keep whole-exchange bounds).
     """
 
     def __init__(
@@ -44,7 +46,9 @@ class Client(ClientBase):
         http_client: httpx2.Client | None = None,
     ) -> None:
         super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
-        self._http = http_client or httpx2.Client(base_url=self.base_url, timeout=timeout, limits=POOL_LIMITS)
+        self._http = http_client or httpx2.Client(
+            base_url=self.base_url, timeout=timeout, transport=http_transport(limits=POOL_LIMITS)
+        )
 
     def create(
         self,
@@ -181,7 +185,8 @@ class Client(ClientBase):
     def _send(self, send: core.Send) -> httpx2.Response | httpx2.TransportError:
         exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            return self._http.send(exchange.request)
+            with bounded(exchange.deadline):
+                return self._http.send(exchange.request)
         except httpx2.TransportError as exc:
             return exc
 
@@ -190,12 +195,13 @@ class Client(ClientBase):
     ) -> tuple[httpx2.Response | httpx2.TransportError, Iterator[httpx2.ServerSentEvent]]:
         exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            response = self._http.send(exchange.request, stream=True)
-            streams.callback(response.close)
-            if response.status_code != 200:
-                response.read()
-                return response, iter(())
-            return response, iter(httpx2.EventSource(response))
+            with bounded(exchange.deadline):
+                response = self._http.send(exchange.request, stream=True)
+                streams.callback(response.close)
+                if response.status_code != 200:
+                    response.read()
+                    return response, iter(())
+            return response, events(response, exchange.deadline)
         except httpx2.TransportError as exc:
             return exc, iter(())
 

@@ -7,6 +7,7 @@ requests and keep the deadline.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -247,7 +248,8 @@ def _stream(track: Tracker, job_id: str) -> Flow[Job]:
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        send = Send("GET", f"{job_path(job_id)}/events", headers=headers, timeout=60.0)
+        # The stream lasts until the job ends (or the deadline): only a silent one is broken off.
+        send = Send("GET", f"{job_path(job_id)}/events", headers=headers, timeout=math.inf, idle=60.0)
         if track.deadline is not None:
             send = with_deadline(send, settings, track.deadline)
         track.counter.requests += 1
