@@ -1,6 +1,7 @@
-"""A deadline holds against any server: one that drips its headers or its body one byte at a time
+"""Bounds hold against any server. One that drips its headers or its body one byte at a time
 (``tests/servers/drip_server.py``, a real process) never trips a per-read timeout, yet cannot hold
-a wait, or a single request, past its bound. Sync and async, for every transport."""
+a wait, or a single request, past its bound; a closed port fails a call on the retry budget.
+Sync and async, for every transport."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 import httpx2
 import pytest
 
-from conftest import awaitable
+from conftest import awaitable, free_port
 from vtrans.client import (
     AsyncClient,
     Client,
@@ -106,3 +107,19 @@ async def test_an_own_http_client_keeps_the_bound_with_vtrans_transport(
         client.close()
     else:
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("retry", "within"),
+    [(RetryPolicy(budget=1.5), 1.5), (RetryPolicy.FAIL_FAST, 0.0)],
+    ids=["budget", "fail-fast"],
+)
+async def test_a_closed_port_fails_a_call_on_the_retry_budget(
+    make: Callable[..., Client | AsyncClient], retry: RetryPolicy, within: float
+) -> None:
+    client = make(f"http://127.0.0.1:{free_port()}", retry=retry)
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="ConnectError"):
+        await awaitable(kind_of(client), client.get)(JOB_ID)
+    elapsed = time.monotonic() - started
+    assert within <= elapsed <= within + 0.5, f"gave up after {elapsed:.2f} s"

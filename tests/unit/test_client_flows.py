@@ -588,7 +588,10 @@ async def test_retry_after_is_cut_to_max_retry_after(make: Make) -> None:
 
 async def test_retry_after_as_an_http_date_is_honoured(make: Make) -> None:
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
-    w = make(script(problem(429, "Later.", {"Retry-After": when}), ok(job("completed"))))
+    w = make(
+        script(problem(429, "Later.", {"Retry-After": when}), ok(job("completed"))),
+        retry=RetryPolicy(budget=60.0),
+    )
     assert (await w.api.wait(JOB_ID)).result == "completed"
     assert 17.0 <= w.clock.sleeps[0] <= 20.0
 
@@ -624,7 +627,7 @@ async def test_garbage_for_a_while_is_retried(make: Make, garbage: httpx2.Respon
 async def test_persistent_garbage_is_a_protocol_error_after_the_budget(
     make: Make, garbage: httpx2.Response, attempts: int
 ) -> None:
-    w = make(script(garbage), retry=RetryPolicy(attempts=attempts))
+    w = make(script(garbage), retry=RetryPolicy(attempts=attempts, budget=60.0))
     with pytest.raises(ProtocolError) as caught:
         await w.api.wait(JOB_ID)
     assert len(w.server.seen) == attempts
@@ -641,13 +644,16 @@ async def test_persistent_5xx_is_service_unavailable_after_the_budget(make: Make
     assert "down for maintenance" in str(caught.value)
 
 
-async def test_default_retry_budget_is_eight_requests(make: Make) -> None:
+async def test_default_retry_budget_is_five_seconds_with_the_last_attempt_at_its_end(make: Make) -> None:
     w = make(script(html(502)))
     with pytest.raises(ServiceUnavailable):
         await w.api.get(JOB_ID)
-    assert len(w.server.seen) == RetryPolicy().attempts == 8
-    # Exponential: 0.2, 0.4, 0.8 ... each jittered in [0.5, 1] of the step.
-    for n, slept in enumerate(w.clock.sleeps, start=1):
+    assert RetryPolicy().budget == 5.0
+    assert w.server.times[-1] == pytest.approx(5.0)
+    assert w.clock.elapsed == pytest.approx(5.0)
+    assert len(w.server.seen) < RetryPolicy().attempts
+    # Exponential: 0.2, 0.4, 0.8 ... each jittered in [0.5, 1] of the step; the last cut to the budget.
+    for n, slept in enumerate(w.clock.sleeps[:-1], start=1):
         assert 0.5 * 0.2 * 2 ** (n - 1) <= slept <= 0.2 * 2 ** (n - 1)
 
 
@@ -692,6 +698,117 @@ async def test_a_transient_failure_never_becomes_a_wrong_result(make: Make) -> N
     assert result.result == "error"
     assert result.error is not None
     assert result.error.code == "internal_error"
+
+
+# --- the retry budgets: a dead service, an outage in the middle of a wait ---------------------
+
+
+def down_between(start: float, end: float, then: Answer) -> Answer:
+    """Refuse connections from ``start`` to ``end`` virtual seconds, and answer as ``then`` otherwise."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if start <= at < end:
+            raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
+        return then(request, n, at)
+
+    return answer
+
+
+DEAD = down_between(0.0, math.inf, timed(1.0))
+CALLS: dict[str, tuple[Any, ...]] = {
+    "get": (JOB_ID,),
+    "status": (),
+    "cancel": (JOB_ID,),
+    "create": ("fr", 10.0),
+    "jobs": (),
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS))
+async def test_a_dead_service_fails_a_call_after_the_five_second_budget(make: Make, call: str) -> None:
+    w = make(DEAD)
+    with pytest.raises(TransportError, match="Connection refused"):
+        await getattr(w.api, call)(*CALLS[call])
+    assert w.server.times[-1] == pytest.approx(5.0)  # the last attempt at the end of the budget
+    assert w.clock.elapsed == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("budget", [0.5, 2.0, 12.0])
+async def test_the_budget_is_the_callers_to_set(make: Make, budget: float) -> None:
+    w = make(DEAD, retry=RetryPolicy(budget=budget, attempts=100))
+    with pytest.raises(TransportError):
+        await w.api.get(JOB_ID)
+    assert w.clock.elapsed == pytest.approx(budget)
+
+
+async def test_the_budget_counts_from_the_first_failed_attempt_not_its_end(make: Make) -> None:
+    """Attempts that each take 4 s to fail: the second starts before 5 s, the third would not."""
+    w = make(DEAD, latency=4.0)
+    with pytest.raises(TransportError):
+        await w.api.get(JOB_ID)
+    assert len(w.server.seen) == 2
+    assert w.clock.elapsed <= 5.0 + 4.0
+
+
+@pytest.mark.parametrize(
+    "retry", [RetryPolicy.FAIL_FAST, RetryPolicy(attempts=1)], ids=["FAIL_FAST", "attempts=1"]
+)
+async def test_fail_fast_gives_up_at_the_first_failure(make: Make, retry: RetryPolicy) -> None:
+    w = make(DEAD, retry=retry)
+    with pytest.raises(TransportError):
+        await w.api.get(JOB_ID)
+    assert len(w.server.seen) == 1
+    assert w.clock.sleeps == []
+
+
+async def test_fail_fast_stops_a_wait_at_its_first_failure_too(make: Make) -> None:
+    w = make(down_between(1.0, math.inf, timed(100.0)), poll=SCHEDULE, retry=RetryPolicy.FAIL_FAST)
+    with pytest.raises(TransportError):
+        await w.api.wait(JOB_ID)
+    assert [t for t in w.server.times if t >= 1.0] == [w.server.times[-1]]  # one failure, no retry
+
+
+async def test_a_wait_that_never_had_an_answer_gives_up_on_the_budget(make: Make) -> None:
+    """A wrong URL or a dead service fails a wait as fast as a call, whatever its timeout."""
+    w = make(DEAD)
+    with pytest.raises(TransportError):
+        await w.api.wait(JOB_ID, timeout=600.0)
+    assert w.clock.elapsed == pytest.approx(5.0)
+
+
+async def test_a_wait_rides_out_an_outage_far_longer_than_the_budget(make: Make) -> None:
+    w = make(down_between(1.0, 40.0, timed(20.0)), poll=SCHEDULE)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    failed = [t for t in w.server.times if 1.0 <= t < 40.0]
+    assert len(failed) > RetryPolicy().attempts  # failures in a row for 39 s
+    assert w.server.times[-1] - 40.0 <= RetryPolicy().max_backoff  # seen again soon after it came back
+
+
+async def test_a_wait_rides_out_an_outage_until_its_deadline(make: Make) -> None:
+    w = make(down_between(1.0, math.inf, timed(100.0)), poll=SCHEDULE)
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(JOB_ID, timeout=30.0)
+    assert w.server.times[-1] == pytest.approx(30.0)
+    assert w.clock.elapsed == pytest.approx(30.0)
+    assert isinstance(caught.value.__cause__, TransportError)
+
+
+async def test_a_wait_without_deadline_gives_up_after_the_outage_budget(make: Make) -> None:
+    w = make(down_between(1.0, math.inf, timed(100.0)), poll=SCHEDULE, retry=RetryPolicy(outage=30.0))
+    with pytest.raises(TransportError):
+        await w.api.wait(JOB_ID)
+    first_failure = min(t for t in w.server.times if t >= 1.0)
+    assert w.server.times[-1] == pytest.approx(first_failure + 30.0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"budget": -1.0}, {"outage": -1.0}, {"budget": math.nan}, {"attempts": 0}],
+    ids=["budget<0", "outage<0", "budget=nan", "attempts=0"],
+)
+def test_a_bad_retry_policy_is_refused(values: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="RetryPolicy"):
+        RetryPolicy(**values)  # type: ignore[arg-type]
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from vtrans.client.errors import (
     VtransError,
     WaitTimeout,
 )
-from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.policy import PollPolicy
+from vtrans.client.retry import RetryPolicy
 from vtrans.client.sync import Client
 from vtrans.client.waiting import TRANSPORTS, Transport
 

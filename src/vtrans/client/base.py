@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import httpx2
 
 from vtrans import __version__, testing
+from vtrans.client import policy
 from vtrans.client.clock import Clock, SystemClock, VirtualClock
 from vtrans.client.core import Send, Settings
 from vtrans.client.memory import Memory
-from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.policy import PollPolicy
+from vtrans.client.retry import upgrade
 from vtrans.protocol import Simulate
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -35,7 +37,7 @@ class ClientBase:
         base_url: str | None,
         api_key: str | None,
         poll: PollPolicy | None,
-        retry: RetryPolicy | None,
+        retry: policy.RetryPolicy | None,
         clock: Clock | None,
         rng: random.Random | None,
         timeout: float,
@@ -46,7 +48,7 @@ class ClientBase:
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.poll = poll or PollPolicy()
-        self.retry = retry or RetryPolicy()
+        self.retry = upgrade(retry)
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.timeout = timeout

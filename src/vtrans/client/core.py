@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import uuid
 from collections.abc import Callable, Generator
@@ -30,7 +31,8 @@ from vtrans.client.errors import (
     Unauthorized,
 )
 from vtrans.client.memory import Memory
-from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.policy import PollPolicy
+from vtrans.client.retry import RetryPolicy
 from vtrans.protocol import (
     PROBLEM_JSON,
     Job,
@@ -118,10 +120,22 @@ class Settings:
 
 @dataclass
 class Counter:
-    """Requests made by one call (the retries included)."""
+    """Requests made by one call (the retries included), and its run of failures in a row."""
 
     requests: int = 0
     retries: int = 0
+    #: A wait rides out outages once it has had an answer (``RetryPolicy.outage``); a call does not.
+    wait: bool = False
+    answers: int = 0
+    #: When the service last answered (the call's clock).
+    heard_at: float = -math.inf
+    #: Failures in a row, and when the first of them began.
+    failures: int = 0
+    failing_since: float = 0.0
+
+    def answered(self, now: float) -> None:
+        self.answers += 1
+        self.heard_at, self.failures = now, 0
 
 
 # --- one request, with retries ----------------------------------------------------------------
@@ -151,18 +165,20 @@ def call(
     or the ``deadline``, is spent.
     """
     counter = counter or Counter()
-    failures = 0
     while True:
         if deadline is not None:
             send = with_deadline(send, settings, deadline)
         counter.requests += 1
+        sent = settings.clock.now()
         reply = yield send
         try:
-            return parse(check(reply, send))
+            result = parse(check(reply, send))
         except TRANSIENT as exc:
-            failures += 1
-            yield from backoff(settings, failures, exc, reply, deadline)
+            yield from backoff(settings, counter, exc, reply, deadline, sent)
             counter.retries += 1
+            continue
+        counter.answered(settings.clock.now())
+        return result
 
 
 def with_deadline(send: Send, settings: Settings, deadline: float) -> Send:
@@ -173,20 +189,31 @@ def with_deadline(send: Send, settings: Settings, deadline: float) -> Send:
 
 
 def backoff(
-    settings: Settings, failures: int, exc: Exception, reply: object, deadline: float | None
+    settings: Settings,
+    counter: Counter,
+    exc: Exception,
+    reply: object,
+    deadline: float | None,
+    sent: float,
 ) -> Flow[None]:
-    """Sleep before retrying after the ``failures``-th transient failure in a row; re-raise ``exc``
-    once the retry budget or the deadline is spent."""
-    now = settings.clock.now()
-    if failures >= settings.retry.attempts or (deadline is not None and now >= deadline):
+    """Sleep before retrying after a transient failure of the attempt sent at ``sent``; re-raise
+    ``exc`` once the retry budget (see :class:`~vtrans.client.retry.RetryPolicy`) or the
+    ``deadline`` is spent. The last retry is made at the end of the budget."""
+    policy, now = settings.retry, settings.clock.now()
+    if counter.failures == 0:
+        counter.failing_since = max(sent, counter.heard_at)
+    counter.failures += 1
+    riding = counter.wait and counter.answers > 0
+    end = counter.failing_since + (policy.outage if riding else policy.budget)
+    if deadline is not None:
+        end = min(end, deadline)
+    if now >= end or (not riding and counter.failures >= policy.attempts):
         raise exc
     retry_after = None
     if isinstance(reply, httpx2.Response):
         retry_after = parse_retry_after(reply.headers.get("retry-after"))
-    delay = settings.retry.delay(failures, retry_after, settings.rng)
-    if deadline is not None:
-        delay = min(delay, deadline - now)
-    log.debug("retry %d/%d in %.2fs: %s", failures, settings.retry.attempts - 1, delay, exc)
+    delay = min(policy.delay(counter.failures, retry_after, settings.rng), end - now)
+    log.debug("retry %d in %.2fs: %s", counter.failures, delay, exc)
     yield Sleep(delay)
 
 

@@ -70,7 +70,7 @@ class Tracker:
     name: str
     start: float = 0.0
     deadline: float | None = None
-    counter: Counter = field(default_factory=Counter)
+    counter: Counter = field(default_factory=lambda: Counter(wait=True))
     last: Job | None = None
 
     def __post_init__(self) -> None:
@@ -243,7 +243,7 @@ def _from_creation(track: Tracker, created: Created) -> Flow[tuple[Poller, float
 
 def _stream(track: Tracker, job_id: str) -> Flow[Job]:
     """Follow the job's Server-Sent Events, reconnecting with ``Last-Event-ID``."""
-    settings, last_event_id, failures = track.settings, "", 0
+    settings, last_event_id = track.settings, ""
     while True:
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
@@ -253,6 +253,7 @@ def _stream(track: Tracker, job_id: str) -> Flow[Job]:
         if track.deadline is not None:
             send = with_deadline(send, settings, track.deadline)
         track.counter.requests += 1
+        sent = settings.clock.now()
         reply = yield OpenStream(send)
         try:
             check(reply, send)
@@ -265,7 +266,8 @@ def _stream(track: Tracker, job_id: str) -> Flow[Job]:
                 if event.event not in ("progress", "done"):
                     continue
                 job = _event_job(event)
-                last_event_id, failures = event.id or last_event_id, 0
+                last_event_id = event.id or last_event_id
+                track.counter.answered(settings.clock.now())
                 yield from track.seen(job)
                 if job.done:
                     return job
@@ -274,9 +276,8 @@ def _stream(track: Tracker, job_id: str) -> Flow[Job]:
         except TRANSIENT as exc:
             if track.expired():
                 raise track.timeout() from exc
-            failures += 1
+            yield from backoff(settings, track.counter, exc, reply, track.deadline, sent)
             track.counter.retries += 1
-            yield from backoff(settings, failures, exc, reply, track.deadline)
         if track.expired():
             raise track.timeout()
 
