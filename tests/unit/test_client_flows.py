@@ -21,6 +21,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import httpx2
+import msgspec
 import pytest
 
 import vtrans.testing
@@ -40,7 +41,7 @@ from vtrans.client import (
     Unauthorized,
     WaitTimeout,
 )
-from vtrans.protocol import Job
+from vtrans.protocol import Job, Status
 
 pytestmark = pytest.mark.anyio
 
@@ -484,8 +485,9 @@ async def test_watch_yields_the_states_ending_with_the_terminal_one(make: Make, 
 async def test_wait_without_job_id_polls_the_spec_status(make: Make) -> None:
     w = make(script(ok({"result": "pending"}), ok({"result": "pending"}), ok({"result": "completed"})))
     result = await w.api.wait()
-    assert result.result == "completed"
-    assert result.id is None
+    assert isinstance(result, Status)
+    assert result.done
+    assert msgspec.json.encode(result) == b'{"result":"completed"}'  # exactly the spec's answer
     assert [s.request.url.path for s in w.server.seen] == ["/status"] * 3
     assert all(not s.request.url.query for s in w.server.seen)
 
@@ -493,8 +495,24 @@ async def test_wait_without_job_id_polls_the_spec_status(make: Make) -> None:
 async def test_status_without_job_id_tolerates_extra_fields(make: Make) -> None:
     w = make(script(ok({"result": "error", "whatever": [1, 2], "progress": 1})))
     result = await w.api.status()
-    assert result.result == "error"
+    assert result == Status(result="error")
+    assert msgspec.json.encode(result) == b'{"result":"error"}'
     assert w.server.seen[0].request.url.path == "/status"
+
+
+async def test_status_of_one_job_asks_the_spec_endpoint_for_it(make: Make) -> None:
+    w = make(script(ok(job("pending", progress=0.5))))
+    assert await w.api.status(JOB_ID) == Status(result="pending")
+    assert w.server.seen[0].request.url.path == "/status"
+    assert w.server.seen[0].request.url.params["job_id"] == JOB_ID
+
+
+async def test_a_failed_spec_status_raises_job_failed(make: Make) -> None:
+    w = make(script(ok({"result": "pending"}), ok({"result": "error"})))
+    with pytest.raises(JobFailed) as caught:
+        await w.api.wait()
+    assert caught.value.code == "unknown"
+    assert "the job failed" in str(caught.value)
 
 
 async def test_cancel_on_timeout_is_not_sent_for_the_spec_status(make: Make) -> None:

@@ -40,6 +40,7 @@ from vtrans.protocol import (
     JobPage,
     Problem,
     Simulate,
+    Status,
     parse_retry_after,
 )
 
@@ -297,10 +298,10 @@ def get(settings: Settings, job_id: str) -> Flow[Job]:
     return (yield from call(Send("GET", job_path(job_id)), decode(Job), settings))
 
 
-def status(settings: Settings, job_id: str | None = None) -> Flow[Job]:
+def status(settings: Settings, job_id: str | None = None) -> Flow[Status]:
     """The spec's ``GET /status`` (of one job, with ``job_id``, on servers that support it)."""
     params = {"job_id": job_id} if job_id else {}
-    return (yield from call(Send("GET", "/status", params=params), decode(Job), settings))
+    return (yield from call(Send("GET", "/status", params=params), decode(Status), settings))
 
 
 def cancel(settings: Settings, job_id: str) -> Flow[Job]:

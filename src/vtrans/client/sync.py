@@ -7,7 +7,7 @@ import contextlib
 import random
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx2
 
@@ -18,7 +18,7 @@ from vtrans.client.deadline import bounded, events, http_transport
 from vtrans.client.policy import PollPolicy
 from vtrans.client.retry import RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
-from vtrans.protocol import Job, Simulate
+from vtrans.protocol import Job, Simulate, Status
 
 T = TypeVar("T")
 MakeFlow = Callable[[core.Settings], core.Flow[T]]
@@ -79,8 +79,9 @@ class Client(ClientBase):
         """The job's state now."""
         return self._run(lambda s: core.get(s, job_id))
 
-    def status(self, job_id: str | None = None) -> Job:
-        """The spec's ``GET /status``: only ``result`` is certain to be set."""
+    def status(self, job_id: str | None = None) -> Status:
+        """The spec's ``GET /status`` (``?job_id=`` with ``job_id``, where the server has it): its
+        ``result``, exactly as the spec says; :meth:`get` has the whole job."""
         return self._run(lambda s: core.status(s, job_id))
 
     def cancel(self, job_id: str) -> Job:
@@ -93,6 +94,30 @@ class Client(ClientBase):
         """Every job, newest first (optionally only those with ``result``), page after page."""
         yield from self._iterate(lambda s: core.list_jobs(s, result, page_size), [])
 
+    @overload
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[Job], object] | None = ...,
+        raise_on_error: bool = ...,
+        cancel_on_timeout: bool = ...,
+        transport: Transport = ...,
+    ) -> Job: ...
+
+    @overload
+    def wait(
+        self,
+        job_id: None = None,
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[Job], object] | None = ...,
+        raise_on_error: bool = ...,
+        cancel_on_timeout: bool = ...,
+        transport: Transport = ...,
+    ) -> Status: ...
+
     def wait(
         self,
         job_id: str | None = None,
@@ -102,8 +127,9 @@ class Client(ClientBase):
         raise_on_error: bool = True,
         cancel_on_timeout: bool = False,
         transport: Transport = "auto",
-    ) -> Job:
-        """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``.
+    ) -> Job | Status:
+        """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``
+        and return its :class:`~vtrans.protocol.Status`.
 
         Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
@@ -112,6 +138,8 @@ class Client(ClientBase):
         pass ``transport="sse"`` for live progress). ``transport``: see :class:`WaitOptions`.
         """
         options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
+        if job_id is None:
+            return self._run(lambda s: waiting.wait_status(s, options), on_progress)
         return self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
 
     def watch(

@@ -35,7 +35,7 @@ from vtrans.client.core import (
 from vtrans.client.errors import JobFailed, ProtocolError, TransportError, VtransError, WaitTimeout
 from vtrans.client.memory import Created
 from vtrans.client.policy import Poller
-from vtrans.protocol import Job, JobsWait, JobsWaitResult, parse_prefer_wait, parse_retry_after
+from vtrans.protocol import Job, JobsWait, JobsWaitResult, Status, parse_prefer_wait, parse_retry_after
 
 log = logging.getLogger("vtrans.client")
 
@@ -165,6 +165,12 @@ def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[J
                 log.warning("could not cancel %s after the timeout: %s", job_id, exc)
         raise
     return track.finish(job)
+
+
+def wait_status(settings: Settings, options: WaitOptions) -> Flow[Status]:
+    """:func:`wait` on the spec's ``GET /status``, returning what the spec says: the result."""
+    job = yield from wait(settings, None, options)
+    return Status(job.result)
 
 
 def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
