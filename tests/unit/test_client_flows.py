@@ -41,6 +41,7 @@ from vtrans.client import (
     Unauthorized,
     WaitTimeout,
 )
+from vtrans.client.hooks import Hook, RequestDetails, RetryDetails, WaitDetails
 from vtrans.protocol import Job, Status
 
 pytestmark = pytest.mark.anyio
@@ -979,6 +980,153 @@ async def test_the_clients_timeout_bounds_polls_to_a_server_that_ignores_long_po
     assert (await w.api.wait(JOB_ID)).result == "completed"
     for seen in w.server.seen[1:]:
         assert seen.timeout["read"] <= 0.5, (seen.at, seen.request.headers.get("prefer"), seen.timeout)
+
+
+# --- hooks ------------------------------------------------------------------------------------
+
+
+class Recorder(Hook):
+    """Keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.requests: list[RequestDetails] = []
+        self.retries: list[RetryDetails] = []
+        self.waits: list[WaitDetails] = []
+
+    def on_request(self, details: RequestDetails) -> None:
+        self.requests.append(details)
+
+    def on_retry(self, details: RetryDetails) -> None:
+        self.retries.append(details)
+
+    def on_wait(self, details: WaitDetails) -> None:
+        self.waits.append(details)
+
+
+def finished(result: str, ago: float) -> dict[str, Any]:
+    """A terminal job that the service says finished ``ago`` (real, wall-clock) seconds ago."""
+    at = datetime.now(timezone.utc) - timedelta(seconds=ago)
+    error = {"code": "no_speech_detected", "message": "No speech."} if result == "error" else None
+    return job(result, progress=1.0, finished_at=at.isoformat(), error=error)
+
+
+async def test_hooks_hear_of_each_request_and_retry_with_the_details(make: Make) -> None:
+    hook = Recorder()
+    steps: tuple[Step, ...] = (problem(503, "Busy."), httpx2.ConnectError, ok(job("completed")))
+    w = make(script(*steps), latency=0.25, hooks=[hook])
+    await w.api.get(JOB_ID)
+    route = "/v1/jobs/{id}"
+    assert [(r.method, r.path, r.route, r.job_id) for r in hook.requests] == [
+        ("GET", PATH, route, JOB_ID)
+    ] * 3
+    assert [(r.attempt, r.status, r.error) for r in hook.requests] == [
+        (1, 503, None),
+        (2, None, "ConnectError"),
+        (3, 200, None),
+    ]
+    assert [r.elapsed for r in hook.requests] == pytest.approx([0.25] * 3)
+    assert [r.attempt for r in hook.retries] == [1, 2]
+    assert [r.delay for r in hook.retries] == pytest.approx(w.clock.sleeps)
+    assert [type(r.caused_by) for r in hook.retries] == [ServiceUnavailable, TransportError]
+    assert hook.retries[0].failing_for == pytest.approx(0.25)
+    assert hook.retries[1].failing_for == pytest.approx(0.25 + w.clock.sleeps[0] + 0.25)
+    assert hook.waits == []  # a get is not a wait
+
+
+async def test_a_finished_wait_is_reported_with_its_cost_and_lag(make: Make) -> None:
+    hook = Recorder()
+    w = make(script(ok(job("pending")), ok(job("pending")), ok(finished("completed", ago=0.5))), hooks=[hook])
+    result = await w.api.wait(JOB_ID, transport="poll")
+    [done] = hook.waits
+    assert (done.job_id, done.job_ids, done.result, done.transport, done.error) == (
+        JOB_ID,
+        (),
+        "completed",
+        "poll",
+        None,
+    )
+    assert done.job == result
+    assert done.waited == pytest.approx(w.clock.elapsed)
+    assert (done.requests, done.retries) == (3, 0)
+    assert done.lag is not None
+    assert 0.5 <= done.lag < 1.5  # learned now, finished 0.5 s ago (wall clock)
+    assert [r.status for r in hook.requests] == [200, 200, 200]
+
+
+@pytest.mark.parametrize("raise_on_error", [True, False])
+async def test_a_failed_job_is_reported_as_error(make: Make, raise_on_error: bool) -> None:
+    hook = Recorder()
+    w = make(script(ok(finished("error", ago=0.0))), hooks=[hook])
+    if raise_on_error:
+        with pytest.raises(JobFailed):
+            await w.api.wait(JOB_ID)
+    else:
+        await w.api.wait(JOB_ID, raise_on_error=False)
+    [done] = hook.waits
+    assert done.result == "error"
+    assert isinstance(done.error, JobFailed) if raise_on_error else done.error is None
+
+
+async def test_a_timed_out_wait_is_reported_as_timeout(make: Make) -> None:
+    hook = Recorder()
+    w = make(timed(100.0), hooks=[hook])
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(JOB_ID, timeout=10.0)
+    [done] = hook.waits
+    assert (done.result, done.error, done.lag) == ("timeout", caught.value, None)
+    assert done.waited == pytest.approx(10.0)
+    assert done.requests == len(w.server.seen)
+
+
+async def test_a_wait_that_raises_is_reported_as_failed(make: Make) -> None:
+    hook = Recorder()
+    w = make(script(problem(404, "No such job.")), hooks=[hook])
+    with pytest.raises(NotFound) as caught:
+        await w.api.wait(JOB_ID)
+    [done] = hook.waits
+    assert (done.result, done.error, done.requests) == ("failed", caught.value, 1)
+
+
+async def test_the_spec_status_and_batches_are_reported(make: Make) -> None:
+    hook = Recorder()
+    other = "job_" + "b" * 32
+    batch = {"items": [job("completed", id=JOB_ID), job("error", id=other)], "pending": 0}
+    w = make(script(ok({"result": "completed"}), ok({"result": "pending"}), ok(batch)), hooks=[hook])
+    await w.api.wait()
+    await w.api.status(JOB_ID)
+    await w.api.wait_many([JOB_ID, other])
+    status, batch_wait = hook.waits
+    assert (status.job_id, status.result, status.lag) == (None, "completed", None)
+    assert (batch_wait.job_id, batch_wait.job_ids, batch_wait.result) == (None, (JOB_ID, other), "error")
+    assert [(r.route, r.job_id) for r in hook.requests] == [
+        ("/status", None),
+        ("/status", JOB_ID),
+        ("/v1/jobs/wait", None),
+    ]
+
+
+async def test_a_hook_that_raises_is_logged_and_never_breaks_the_call(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(Hook):
+        def on_request(self, details: RequestDetails) -> None:
+            raise RuntimeError("boom")
+
+        def on_wait(self, details: WaitDetails) -> None:
+            raise RuntimeError("boom")
+
+    after = Recorder()
+    w = make(script(ok(job("pending")), ok(job("completed"))), hooks=[Broken(), after])
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert len(after.requests) == 2  # the hooks after it were still called
+    assert len(after.waits) == 1
+    raised = [r for r in caplog.records if "hook" in r.getMessage() and r.exc_info]
+    assert len(raised) == 3
+
+
+def test_hooks_must_be_hooks() -> None:
+    with pytest.raises(TypeError, match="Hook instances"):
+        Client(URL, hooks=[print])  # type: ignore[list-item]
 
 
 # --- vtrans.testing ---------------------------------------------------------------------------

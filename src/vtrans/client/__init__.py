@@ -16,6 +16,7 @@ from vtrans.client.errors import (
     VtransError,
     WaitTimeout,
 )
+from vtrans.client.hooks import Hook, LoggingHook, RequestDetails, RetryDetails, WaitDetails
 from vtrans.client.policy import PollPolicy
 from vtrans.client.retry import RetryPolicy
 from vtrans.client.sync import Client
@@ -27,11 +28,15 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Conflict",
+    "Hook",
     "InvalidRequest",
     "JobFailed",
+    "LoggingHook",
     "NotFound",
     "PollPolicy",
     "ProtocolError",
+    "RequestDetails",
+    "RetryDetails",
     "RetryPolicy",
     "ServiceUnavailable",
     "SystemClock",
@@ -40,6 +45,7 @@ __all__ = [
     "Unauthorized",
     "VirtualClock",
     "VtransError",
+    "WaitDetails",
     "WaitTimeout",
     "async_http_transport",
     "http_transport",

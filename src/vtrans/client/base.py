@@ -7,7 +7,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx2
@@ -16,6 +16,7 @@ from vtrans import __version__, testing
 from vtrans.client import policy
 from vtrans.client.clock import Clock, SystemClock, VirtualClock
 from vtrans.client.core import Send, Settings
+from vtrans.client.hooks import Hook, Hooks
 from vtrans.client.memory import Memory
 from vtrans.client.policy import PollPolicy
 from vtrans.client.retry import upgrade
@@ -41,6 +42,7 @@ class ClientBase:
         clock: Clock | None,
         rng: random.Random | None,
         timeout: float,
+        hooks: Iterable[Hook],
     ) -> None:
         self.base_url = base_url or os.environ.get("VTRANS_URL") or DEFAULT_URL
         api_key = api_key if api_key is not None else os.environ.get("VTRANS_API_KEY")
@@ -54,12 +56,14 @@ class ClientBase:
         self.timeout = timeout
         #: What this client learned from its jobs (see :mod:`vtrans.client.memory`).
         self.memory = Memory()
+        #: Told of each request, retry and wait (see :mod:`vtrans.client.hooks`).
+        self.hooks = Hooks(hooks)
 
     def _settings(self) -> Settings:
         if testing.is_testing():
             # Each call gets a clock of its own, so times remembered from another call mean nothing.
-            return Settings(self.poll, self.retry, VirtualClock(), self.rng, self.timeout)
-        return Settings(self.poll, self.retry, self.clock, self.rng, self.timeout, self.memory)
+            return Settings(self.poll, self.retry, VirtualClock(), self.rng, self.timeout, hooks=self.hooks)
+        return Settings(self.poll, self.retry, self.clock, self.rng, self.timeout, self.memory, self.hooks)
 
 
 @dataclass(frozen=True)

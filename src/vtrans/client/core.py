@@ -30,6 +30,7 @@ from vtrans.client.errors import (
     TransportError,
     Unauthorized,
 )
+from vtrans.client.hooks import Hooks, RequestDetails, RetryDetails, route_of
 from vtrans.client.memory import Memory
 from vtrans.client.policy import PollPolicy
 from vtrans.client.retry import RetryPolicy
@@ -117,6 +118,7 @@ class Settings:
     #: The default bound on one request's whole exchange, in seconds.
     timeout: float = 10.0
     memory: Memory = field(default_factory=Memory)
+    hooks: Hooks = field(default_factory=Hooks)
 
 
 @dataclass
@@ -172,10 +174,11 @@ def call(
         counter.requests += 1
         sent = settings.clock.now()
         reply = yield send
+        report(settings, counter, send, sent, reply)
         try:
             result = parse(check(reply, send))
         except TRANSIENT as exc:
-            yield from backoff(settings, counter, exc, reply, deadline, sent)
+            yield from backoff(settings, counter, send, sent, reply, exc, deadline)
             counter.retries += 1
             continue
         counter.answered(settings.clock.now())
@@ -189,17 +192,37 @@ def with_deadline(send: Send, settings: Settings, deadline: float) -> Send:
     return dataclasses.replace(send, timeout=timeout)
 
 
+def report(settings: Settings, counter: Counter, send: Send, sent: float, reply: object) -> None:
+    """Tell the hooks about the attempt at ``send`` sent at ``sent``, and its ``reply``."""
+    if not settings.hooks:
+        return
+    route, job_id = route_of(send.path)
+    answered = isinstance(reply, httpx2.Response)
+    details = RequestDetails(
+        send.method,
+        send.path,
+        route,
+        job_id or send.params.get("job_id"),
+        counter.failures + 1,
+        reply.status_code if isinstance(reply, httpx2.Response) else None,
+        None if answered else type(reply).__name__,
+        settings.clock.now() - sent,
+    )
+    settings.hooks.request(details)
+
+
 def backoff(
     settings: Settings,
     counter: Counter,
-    exc: Exception,
-    reply: object,
-    deadline: float | None,
+    send: Send,
     sent: float,
+    reply: object,
+    exc: Exception,
+    deadline: float | None,
 ) -> Flow[None]:
-    """Sleep before retrying after a transient failure of the attempt sent at ``sent``; re-raise
-    ``exc`` once the retry budget (see :class:`~vtrans.client.retry.RetryPolicy`) or the
-    ``deadline`` is spent. The last retry is made at the end of the budget."""
+    """Sleep before retrying ``send``, whose attempt sent at ``sent`` failed transiently with
+    ``exc``; re-raise ``exc`` once the retry budget (see :class:`~vtrans.client.retry.RetryPolicy`)
+    or the ``deadline`` is spent. The last retry is made at the end of the budget."""
     policy, now = settings.retry, settings.clock.now()
     if counter.failures == 0:
         counter.failing_since = max(sent, counter.heard_at)
@@ -215,6 +238,14 @@ def backoff(
         retry_after = parse_retry_after(reply.headers.get("retry-after"))
     delay = min(policy.delay(counter.failures, retry_after, settings.rng), end - now)
     log.debug("retry %d in %.2fs: %s", counter.failures, delay, exc)
+    if settings.hooks:
+        route, job_id = route_of(send.path)
+        job_id = job_id or send.params.get("job_id")
+        failing_for = now - counter.failing_since
+        details = RetryDetails(
+            send.method, send.path, route, job_id, counter.failures, delay, failing_for, exc
+        )
+        settings.hooks.retry(details)
     yield Sleep(delay)
 
 

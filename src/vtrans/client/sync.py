@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -15,6 +15,7 @@ from vtrans.client import core, waiting
 from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate, prepare
 from vtrans.client.clock import Clock
 from vtrans.client.deadline import bounded, events, http_transport
+from vtrans.client.hooks import Hook
 from vtrans.client.policy import PollPolicy
 from vtrans.client.retry import RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
@@ -29,9 +30,10 @@ class Client(ClientBase):
 
     ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
     ``$VTRANS_API_KEY``. ``timeout`` bounds each request's whole exchange (connect, headers, body);
-    ``poll`` and ``retry`` tune waiting and retries; ``clock`` and ``rng`` are for tests. Pass
-    ``http_client`` to bring your own ``httpx2.Client`` (its base URL is then yours to set; the API key
-    is still sent; give it ``transport=vtrans.client.http_transport()`` to keep whole-exchange bounds).
+    ``poll`` and ``retry`` tune waiting and retries; ``hooks`` (:mod:`vtrans.client.hooks`) are
+    told of each request, retry and wait; ``clock`` and ``rng`` are for tests. Pass
+    ``http_client`` to bring your own ``httpx2.Client`` (its base URL is then yours to set; the API
+    key is still sent; give it ``transport=vtrans.client.http_transport()`` to keep whole-exchange bounds).
     """
 
     def __init__(
@@ -45,8 +47,9 @@ class Client(ClientBase):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         http_client: httpx2.Client | None = None,
+        hooks: Iterable[Hook] = (),
     ) -> None:
-        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
+        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout, hooks)
         self._http = http_client or httpx2.Client(
             base_url=self.base_url, timeout=timeout, transport=http_transport(limits=POOL_LIMITS)
         )
