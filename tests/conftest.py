@@ -28,6 +28,9 @@ Fixtures:
     they look at (bad input, read-only checks): saves a start per test.
 ``wait_until`` / ``wait_for_job``
     poll with a bounded deadline (the only kind of waiting tests do; never a bare sleep).
+``spec_server`` / ``drip_server``
+    the stand-alone servers of ``tests/servers/`` as processes: a spec-literal ``GET /status`` with
+    injectable faults, and a server that drips its answers one byte at a time.
 ``assert_problem``
     check an RFC 9457 ``application/problem+json`` answer (status, ``type``, ``title``, ``detail``).
 ``receiver``
@@ -470,7 +473,7 @@ def module_service_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield from _services_in(tmp_path_factory.mktemp("module-services"))
 
 
-# --- the spec-literal server (tests/servers/spec_server.py) as a process ---------------------
+# --- the servers of tests/servers/ as processes -----------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -492,30 +495,55 @@ class SpecServer:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture
-def spec_server(tmp_path: Path) -> Iterator[Callable[..., SpecServer]]:
-    """``spec_server(*args)``: start ``python -m tests.servers.spec_server --port 0 *args``."""
-    started: list[subprocess.Popen[bytes]] = []
+class ServerScripts:
+    """Servers of ``tests/servers/`` run as processes: ``start(*args)`` runs
+    ``python -m tests.servers.<module> --port 0 *args``, waits for its ``ready k=v …`` line and
+    returns the process, those fields and its log; ``stop()`` stops every one it started."""
 
-    def start(*args: str) -> SpecServer:
-        log_path = tmp_path / f"spec-server-{len(started)}.log"
+    def __init__(self, tmp_path: Path, module: str) -> None:
+        self.tmp_path, self.module = tmp_path, module
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, str], Path]:
+        log_path = self.tmp_path / f"{self.module.replace('_', '-')}-{len(self.started)}.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tests.servers.spec_server", "--port", "0", *args],
+                [sys.executable, "-m", f"tests.servers.{self.module}", "--port", "0", *args],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=log,
             )
-        started.append(process)
+        self.started.append(process)
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], 15.0)
         line = process.stdout.readline().decode() if ready else ""
         if not line.startswith("ready "):
             process.kill()
-            raise AssertionError(f"the spec server did not start: {line!r}\n{log_path.read_text()}")
-        fields = dict(item.split("=", 1) for item in line.split()[1:])
+            raise AssertionError(f"{self.module} did not start: {line!r}\n{log_path.read_text()}")
+        return process, dict(item.split("=", 1) for item in line.split()[1:]), log_path
+
+    def stop(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+@pytest.fixture
+def spec_server(tmp_path: Path) -> Iterator[Callable[..., SpecServer]]:
+    """``spec_server(*args)``: start ``python -m tests.servers.spec_server --port 0 *args``."""
+    servers = ServerScripts(tmp_path, "spec_server")
+
+    def start(*args: str) -> SpecServer:
+        process, fields, log_path = servers.start(*args)
         return SpecServer(
             process,
             int(fields["port"]),
@@ -526,16 +554,21 @@ def spec_server(tmp_path: Path) -> Iterator[Callable[..., SpecServer]]:
         )
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
+    servers.stop()
+
+
+@pytest.fixture
+def drip_server(tmp_path: Path) -> Iterator[Callable[[str, float], str]]:
+    """``drip_server(what, interval)``: start ``tests/servers/drip_server.py``, which answers every
+    request by dripping its ``headers`` or its ``body`` one byte every ``interval`` s; its URL."""
+    servers = ServerScripts(tmp_path, "drip_server")
+
+    def start(what: str, interval: float) -> str:
+        _, fields, _ = servers.start("--drip", what, "--interval", str(interval))
+        return f"http://127.0.0.1:{fields['port']}"
+
+    yield start
+    servers.stop()
 
 
 def awaitable(kind: str, method: Callable[..., Any]) -> Callable[..., Any]:

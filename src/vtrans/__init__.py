@@ -26,7 +26,7 @@ from vtrans.client import (
     VtransError,
     WaitTimeout,
 )
-from vtrans.protocol import Job, JobError, Simulate
+from vtrans.protocol import Job, JobError, Simulate, Status
 
 __all__ = [
     "APIError",
@@ -43,6 +43,7 @@ __all__ = [
     "RetryPolicy",
     "ServiceUnavailable",
     "Simulate",
+    "Status",
     "TransportError",
     "Unauthorized",
     "VtransError",

@@ -147,6 +147,18 @@ class StatusBody(msgspec.Struct, frozen=True):
     result: Result
 
 
+class Status(msgspec.Struct, frozen=True):
+    """What the client returns for the spec's ``GET /status``: its ``result``, and nothing else
+    (its JSON form is exactly the spec's ``{"result": ...}``)."""
+
+    result: Result
+
+    @property
+    def done(self) -> bool:
+        """True once the result is terminal (it never changes again)."""
+        return self.result in TERMINAL
+
+
 class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
     """An RFC 9457 problem detail (``application/problem+json``)."""
 

@@ -15,6 +15,8 @@ import anyio.to_thread
 import httpx2
 import pytest
 
+import vtrans
+import vtrans.testing
 from conftest import awaitable
 from vtrans.client import (
     AsyncClient,
@@ -356,3 +358,16 @@ async def test_auto_on_a_server_that_holds_polls_at_once(
         assert (await client.wait(created.id)).result == "completed"
         assert polled(client, created.id) == 1
         assert client.client.memory.holds is True
+
+
+def test_testing_mode_waits_in_real_time_on_a_real_server(service: Any) -> None:
+    """``set_testing(True)`` skips waits on virtual transports only: the sandbox's jobs take real
+    time, and a virtual wait there would run out its deadline at once (a false WaitTimeout)."""
+    with vtrans.testing.set_testing(True), vtrans.Client(service.url) as client:
+        job = client.create("fr", 10, simulate={"duration_seconds": 1.5, "outcome": "completed"})
+        assert job.id is not None
+        started = time.monotonic()
+        done = client.wait(job.id, timeout=30, transport="poll")
+        took = time.monotonic() - started
+    assert done.result == "completed"
+    assert 1.0 < took < 10

@@ -21,6 +21,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import httpx2
+import msgspec
 import pytest
 
 import vtrans.testing
@@ -40,7 +41,8 @@ from vtrans.client import (
     Unauthorized,
     WaitTimeout,
 )
-from vtrans.protocol import Job
+from vtrans.client.hooks import Hook, RequestDetails, RetryDetails, WaitDetails
+from vtrans.protocol import Job, Status
 
 pytestmark = pytest.mark.anyio
 
@@ -484,8 +486,9 @@ async def test_watch_yields_the_states_ending_with_the_terminal_one(make: Make, 
 async def test_wait_without_job_id_polls_the_spec_status(make: Make) -> None:
     w = make(script(ok({"result": "pending"}), ok({"result": "pending"}), ok({"result": "completed"})))
     result = await w.api.wait()
-    assert result.result == "completed"
-    assert result.id is None
+    assert isinstance(result, Status)
+    assert result.done
+    assert msgspec.json.encode(result) == b'{"result":"completed"}'  # exactly the spec's answer
     assert [s.request.url.path for s in w.server.seen] == ["/status"] * 3
     assert all(not s.request.url.query for s in w.server.seen)
 
@@ -493,8 +496,24 @@ async def test_wait_without_job_id_polls_the_spec_status(make: Make) -> None:
 async def test_status_without_job_id_tolerates_extra_fields(make: Make) -> None:
     w = make(script(ok({"result": "error", "whatever": [1, 2], "progress": 1})))
     result = await w.api.status()
-    assert result.result == "error"
+    assert result == Status(result="error")
+    assert msgspec.json.encode(result) == b'{"result":"error"}'
     assert w.server.seen[0].request.url.path == "/status"
+
+
+async def test_status_of_one_job_asks_the_spec_endpoint_for_it(make: Make) -> None:
+    w = make(script(ok(job("pending", progress=0.5))))
+    assert await w.api.status(JOB_ID) == Status(result="pending")
+    assert w.server.seen[0].request.url.path == "/status"
+    assert w.server.seen[0].request.url.params["job_id"] == JOB_ID
+
+
+async def test_a_failed_spec_status_raises_job_failed(make: Make) -> None:
+    w = make(script(ok({"result": "pending"}), ok({"result": "error"})))
+    with pytest.raises(JobFailed) as caught:
+        await w.api.wait()
+    assert caught.value.code == "unknown"
+    assert "the job failed" in str(caught.value)
 
 
 async def test_cancel_on_timeout_is_not_sent_for_the_spec_status(make: Make) -> None:
@@ -588,7 +607,10 @@ async def test_retry_after_is_cut_to_max_retry_after(make: Make) -> None:
 
 async def test_retry_after_as_an_http_date_is_honoured(make: Make) -> None:
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
-    w = make(script(problem(429, "Later.", {"Retry-After": when}), ok(job("completed"))))
+    w = make(
+        script(problem(429, "Later.", {"Retry-After": when}), ok(job("completed"))),
+        retry=RetryPolicy(budget=60.0),
+    )
     assert (await w.api.wait(JOB_ID)).result == "completed"
     assert 17.0 <= w.clock.sleeps[0] <= 20.0
 
@@ -624,7 +646,7 @@ async def test_garbage_for_a_while_is_retried(make: Make, garbage: httpx2.Respon
 async def test_persistent_garbage_is_a_protocol_error_after_the_budget(
     make: Make, garbage: httpx2.Response, attempts: int
 ) -> None:
-    w = make(script(garbage), retry=RetryPolicy(attempts=attempts))
+    w = make(script(garbage), retry=RetryPolicy(attempts=attempts, budget=60.0))
     with pytest.raises(ProtocolError) as caught:
         await w.api.wait(JOB_ID)
     assert len(w.server.seen) == attempts
@@ -641,13 +663,16 @@ async def test_persistent_5xx_is_service_unavailable_after_the_budget(make: Make
     assert "down for maintenance" in str(caught.value)
 
 
-async def test_default_retry_budget_is_eight_requests(make: Make) -> None:
+async def test_default_retry_budget_is_five_seconds_with_the_last_attempt_at_its_end(make: Make) -> None:
     w = make(script(html(502)))
     with pytest.raises(ServiceUnavailable):
         await w.api.get(JOB_ID)
-    assert len(w.server.seen) == RetryPolicy().attempts == 8
-    # Exponential: 0.2, 0.4, 0.8 ... each jittered in [0.5, 1] of the step.
-    for n, slept in enumerate(w.clock.sleeps, start=1):
+    assert RetryPolicy().budget == 5.0
+    assert w.server.times[-1] == pytest.approx(5.0)
+    assert w.clock.elapsed == pytest.approx(5.0)
+    assert len(w.server.seen) < RetryPolicy().attempts
+    # Exponential: 0.2, 0.4, 0.8 ... each jittered in [0.5, 1] of the step; the last cut to the budget.
+    for n, slept in enumerate(w.clock.sleeps[:-1], start=1):
         assert 0.5 * 0.2 * 2 ** (n - 1) <= slept <= 0.2 * 2 ** (n - 1)
 
 
@@ -692,6 +717,117 @@ async def test_a_transient_failure_never_becomes_a_wrong_result(make: Make) -> N
     assert result.result == "error"
     assert result.error is not None
     assert result.error.code == "internal_error"
+
+
+# --- the retry budgets: a dead service, an outage in the middle of a wait ---------------------
+
+
+def down_between(start: float, end: float, then: Answer) -> Answer:
+    """Refuse connections from ``start`` to ``end`` virtual seconds, and answer as ``then`` otherwise."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if start <= at < end:
+            raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
+        return then(request, n, at)
+
+    return answer
+
+
+DEAD = down_between(0.0, math.inf, timed(1.0))
+CALLS: dict[str, tuple[Any, ...]] = {
+    "get": (JOB_ID,),
+    "status": (),
+    "cancel": (JOB_ID,),
+    "create": ("fr", 10.0),
+    "jobs": (),
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS))
+async def test_a_dead_service_fails_a_call_after_the_five_second_budget(make: Make, call: str) -> None:
+    w = make(DEAD)
+    with pytest.raises(TransportError, match="Connection refused"):
+        await getattr(w.api, call)(*CALLS[call])
+    assert w.server.times[-1] == pytest.approx(5.0)  # the last attempt at the end of the budget
+    assert w.clock.elapsed == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("budget", [0.5, 2.0, 12.0])
+async def test_the_budget_is_the_callers_to_set(make: Make, budget: float) -> None:
+    w = make(DEAD, retry=RetryPolicy(budget=budget, attempts=100))
+    with pytest.raises(TransportError):
+        await w.api.get(JOB_ID)
+    assert w.clock.elapsed == pytest.approx(budget)
+
+
+async def test_the_budget_counts_from_the_first_failed_attempt_not_its_end(make: Make) -> None:
+    """Attempts that each take 4 s to fail: the second starts before 5 s, the third would not."""
+    w = make(DEAD, latency=4.0)
+    with pytest.raises(TransportError):
+        await w.api.get(JOB_ID)
+    assert len(w.server.seen) == 2
+    assert w.clock.elapsed <= 5.0 + 4.0
+
+
+@pytest.mark.parametrize(
+    "retry", [RetryPolicy.FAIL_FAST, RetryPolicy(attempts=1)], ids=["FAIL_FAST", "attempts=1"]
+)
+async def test_fail_fast_gives_up_at_the_first_failure(make: Make, retry: RetryPolicy) -> None:
+    w = make(DEAD, retry=retry)
+    with pytest.raises(TransportError):
+        await w.api.get(JOB_ID)
+    assert len(w.server.seen) == 1
+    assert w.clock.sleeps == []
+
+
+async def test_fail_fast_stops_a_wait_at_its_first_failure_too(make: Make) -> None:
+    w = make(down_between(1.0, math.inf, timed(100.0)), poll=SCHEDULE, retry=RetryPolicy.FAIL_FAST)
+    with pytest.raises(TransportError):
+        await w.api.wait(JOB_ID)
+    assert [t for t in w.server.times if t >= 1.0] == [w.server.times[-1]]  # one failure, no retry
+
+
+async def test_a_wait_that_never_had_an_answer_gives_up_on_the_budget(make: Make) -> None:
+    """A wrong URL or a dead service fails a wait as fast as a call, whatever its timeout."""
+    w = make(DEAD)
+    with pytest.raises(TransportError):
+        await w.api.wait(JOB_ID, timeout=600.0)
+    assert w.clock.elapsed == pytest.approx(5.0)
+
+
+async def test_a_wait_rides_out_an_outage_far_longer_than_the_budget(make: Make) -> None:
+    w = make(down_between(1.0, 40.0, timed(20.0)), poll=SCHEDULE)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    failed = [t for t in w.server.times if 1.0 <= t < 40.0]
+    assert len(failed) > RetryPolicy().attempts  # failures in a row for 39 s
+    assert w.server.times[-1] - 40.0 <= RetryPolicy().max_backoff  # seen again soon after it came back
+
+
+async def test_a_wait_rides_out_an_outage_until_its_deadline(make: Make) -> None:
+    w = make(down_between(1.0, math.inf, timed(100.0)), poll=SCHEDULE)
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(JOB_ID, timeout=30.0)
+    assert w.server.times[-1] == pytest.approx(30.0)
+    assert w.clock.elapsed == pytest.approx(30.0)
+    assert isinstance(caught.value.__cause__, TransportError)
+
+
+async def test_a_wait_without_deadline_gives_up_after_the_outage_budget(make: Make) -> None:
+    w = make(down_between(1.0, math.inf, timed(100.0)), poll=SCHEDULE, retry=RetryPolicy(outage=30.0))
+    with pytest.raises(TransportError):
+        await w.api.wait(JOB_ID)
+    first_failure = min(t for t in w.server.times if t >= 1.0)
+    assert w.server.times[-1] == pytest.approx(first_failure + 30.0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"budget": -1.0}, {"outage": -1.0}, {"budget": math.nan}, {"attempts": 0}],
+    ids=["budget<0", "outage<0", "budget=nan", "attempts=0"],
+)
+def test_a_bad_retry_policy_is_refused(values: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="RetryPolicy"):
+        RetryPolicy(**values)  # type: ignore[arg-type]
 
 
 # --- refusals ---------------------------------------------------------------------------------
@@ -844,6 +980,153 @@ async def test_the_clients_timeout_bounds_polls_to_a_server_that_ignores_long_po
     assert (await w.api.wait(JOB_ID)).result == "completed"
     for seen in w.server.seen[1:]:
         assert seen.timeout["read"] <= 0.5, (seen.at, seen.request.headers.get("prefer"), seen.timeout)
+
+
+# --- hooks ------------------------------------------------------------------------------------
+
+
+class Recorder(Hook):
+    """Keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.requests: list[RequestDetails] = []
+        self.retries: list[RetryDetails] = []
+        self.waits: list[WaitDetails] = []
+
+    def on_request(self, details: RequestDetails) -> None:
+        self.requests.append(details)
+
+    def on_retry(self, details: RetryDetails) -> None:
+        self.retries.append(details)
+
+    def on_wait(self, details: WaitDetails) -> None:
+        self.waits.append(details)
+
+
+def finished(result: str, ago: float) -> dict[str, Any]:
+    """A terminal job that the service says finished ``ago`` (real, wall-clock) seconds ago."""
+    at = datetime.now(timezone.utc) - timedelta(seconds=ago)
+    error = {"code": "no_speech_detected", "message": "No speech."} if result == "error" else None
+    return job(result, progress=1.0, finished_at=at.isoformat(), error=error)
+
+
+async def test_hooks_hear_of_each_request_and_retry_with_the_details(make: Make) -> None:
+    hook = Recorder()
+    steps: tuple[Step, ...] = (problem(503, "Busy."), httpx2.ConnectError, ok(job("completed")))
+    w = make(script(*steps), latency=0.25, hooks=[hook])
+    await w.api.get(JOB_ID)
+    route = "/v1/jobs/{id}"
+    assert [(r.method, r.path, r.route, r.job_id) for r in hook.requests] == [
+        ("GET", PATH, route, JOB_ID)
+    ] * 3
+    assert [(r.attempt, r.status, r.error) for r in hook.requests] == [
+        (1, 503, None),
+        (2, None, "ConnectError"),
+        (3, 200, None),
+    ]
+    assert [r.elapsed for r in hook.requests] == pytest.approx([0.25] * 3)
+    assert [r.attempt for r in hook.retries] == [1, 2]
+    assert [r.delay for r in hook.retries] == pytest.approx(w.clock.sleeps)
+    assert [type(r.caused_by) for r in hook.retries] == [ServiceUnavailable, TransportError]
+    assert hook.retries[0].failing_for == pytest.approx(0.25)
+    assert hook.retries[1].failing_for == pytest.approx(0.25 + w.clock.sleeps[0] + 0.25)
+    assert hook.waits == []  # a get is not a wait
+
+
+async def test_a_finished_wait_is_reported_with_its_cost_and_lag(make: Make) -> None:
+    hook = Recorder()
+    w = make(script(ok(job("pending")), ok(job("pending")), ok(finished("completed", ago=0.5))), hooks=[hook])
+    result = await w.api.wait(JOB_ID, transport="poll")
+    [done] = hook.waits
+    assert (done.job_id, done.job_ids, done.result, done.transport, done.error) == (
+        JOB_ID,
+        (),
+        "completed",
+        "poll",
+        None,
+    )
+    assert done.job == result
+    assert done.waited == pytest.approx(w.clock.elapsed)
+    assert (done.requests, done.retries) == (3, 0)
+    assert done.lag is not None
+    assert 0.5 <= done.lag < 1.5  # learned now, finished 0.5 s ago (wall clock)
+    assert [r.status for r in hook.requests] == [200, 200, 200]
+
+
+@pytest.mark.parametrize("raise_on_error", [True, False])
+async def test_a_failed_job_is_reported_as_error(make: Make, raise_on_error: bool) -> None:
+    hook = Recorder()
+    w = make(script(ok(finished("error", ago=0.0))), hooks=[hook])
+    if raise_on_error:
+        with pytest.raises(JobFailed):
+            await w.api.wait(JOB_ID)
+    else:
+        await w.api.wait(JOB_ID, raise_on_error=False)
+    [done] = hook.waits
+    assert done.result == "error"
+    assert isinstance(done.error, JobFailed) if raise_on_error else done.error is None
+
+
+async def test_a_timed_out_wait_is_reported_as_timeout(make: Make) -> None:
+    hook = Recorder()
+    w = make(timed(100.0), hooks=[hook])
+    with pytest.raises(WaitTimeout) as caught:
+        await w.api.wait(JOB_ID, timeout=10.0)
+    [done] = hook.waits
+    assert (done.result, done.error, done.lag) == ("timeout", caught.value, None)
+    assert done.waited == pytest.approx(10.0)
+    assert done.requests == len(w.server.seen)
+
+
+async def test_a_wait_that_raises_is_reported_as_failed(make: Make) -> None:
+    hook = Recorder()
+    w = make(script(problem(404, "No such job.")), hooks=[hook])
+    with pytest.raises(NotFound) as caught:
+        await w.api.wait(JOB_ID)
+    [done] = hook.waits
+    assert (done.result, done.error, done.requests) == ("failed", caught.value, 1)
+
+
+async def test_the_spec_status_and_batches_are_reported(make: Make) -> None:
+    hook = Recorder()
+    other = "job_" + "b" * 32
+    batch = {"items": [job("completed", id=JOB_ID), job("error", id=other)], "pending": 0}
+    w = make(script(ok({"result": "completed"}), ok({"result": "pending"}), ok(batch)), hooks=[hook])
+    await w.api.wait()
+    await w.api.status(JOB_ID)
+    await w.api.wait_many([JOB_ID, other])
+    status, batch_wait = hook.waits
+    assert (status.job_id, status.result, status.lag) == (None, "completed", None)
+    assert (batch_wait.job_id, batch_wait.job_ids, batch_wait.result) == (None, (JOB_ID, other), "error")
+    assert [(r.route, r.job_id) for r in hook.requests] == [
+        ("/status", None),
+        ("/status", JOB_ID),
+        ("/v1/jobs/wait", None),
+    ]
+
+
+async def test_a_hook_that_raises_is_logged_and_never_breaks_the_call(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(Hook):
+        def on_request(self, details: RequestDetails) -> None:
+            raise RuntimeError("boom")
+
+        def on_wait(self, details: WaitDetails) -> None:
+            raise RuntimeError("boom")
+
+    after = Recorder()
+    w = make(script(ok(job("pending")), ok(job("completed"))), hooks=[Broken(), after])
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert len(after.requests) == 2  # the hooks after it were still called
+    assert len(after.waits) == 1
+    raised = [r for r in caplog.records if "hook" in r.getMessage() and r.exc_info]
+    assert len(raised) == 3
+
+
+def test_hooks_must_be_hooks() -> None:
+    with pytest.raises(TypeError, match="Hook instances"):
+        Client(URL, hooks=[print])  # type: ignore[list-item]
 
 
 # --- vtrans.testing ---------------------------------------------------------------------------

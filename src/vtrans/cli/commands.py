@@ -40,7 +40,7 @@ from vtrans.cli.display import ICONS, error, job_bars, make_console, setup_loggi
 from vtrans.cli.errors import EXIT_CODES_HELP, Exit, describe, exit_code
 from vtrans.cli.serve import serve
 from vtrans.client import TRANSPORTS, Client, JobFailed, RetryPolicy, Transport, VtransError, WaitTimeout
-from vtrans.protocol import Job, Simulate
+from vtrans.protocol import Job, Simulate, Status
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -163,8 +163,13 @@ def _job_id(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     return value
 
 
-def _echo_json(job: Job) -> None:
+def _echo_json(job: Job | Status) -> None:
     click.echo(msgspec.json.encode(job).decode())
+
+
+def _as_job(outcome: Job | Status) -> Job:
+    """A job to show: ``GET /status`` says only its result."""
+    return outcome if isinstance(outcome, Job) else Job(result=outcome.result)
 
 
 def _wait(
@@ -189,7 +194,7 @@ def _wait(
         with job_bars(
             session.err, "job", label, has_progress=job_id is not None, transport=transport, disable=not show
         ) as bars:
-            job = client.wait(
+            outcome = client.wait(
                 job_id,
                 timeout=timeout,
                 on_progress=bars.updater("job"),
@@ -199,14 +204,15 @@ def _wait(
             )
     except WaitTimeout as exc:
         if as_json and exc.job is not None:
-            _echo_json(exc.job)
+            _echo_json(exc.job if job_id else Status(result=exc.job.result))
         if cancel_on_timeout:
             session.err.print(error(f"{describe(exc, session.url)}; it was cancelled"))
             raise click.exceptions.Exit(Exit.TIMED_OUT) from None
         session.fail(exc)
     waited = time.monotonic() - started
+    job = _as_job(outcome)
     if as_json:
-        _echo_json(job)
+        _echo_json(outcome)
     elif not quiet:
         icon = ICONS[job.result]
         session.out.print(
@@ -308,9 +314,10 @@ def status(session: Session, job_id: str | None, as_json: bool) -> int:
     Without JOB_ID, ask the spec's GET /status, which says only "result".
     """
     with session.client(waiting=False) as client:
-        job = client.get(job_id) if job_id else client.status()
+        outcome = client.get(job_id) if job_id else client.status()
+    job = _as_job(outcome)
     if as_json:
-        _echo_json(job)
+        _echo_json(outcome)
     else:
         session.out.print(summary(job))
     return Exit.JOB_FAILED if job.result == "error" else Exit.COMPLETED

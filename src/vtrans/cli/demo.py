@@ -268,13 +268,14 @@ async def wait_all(console: Console, url: str, plans: list[Plan]) -> tuple[list[
 
         async def follow(row: Row) -> None:
             try:
-                row.job = await client.wait(
+                outcome = await client.wait(
                     None if row.key == STATUS else row.key,
                     timeout=WAIT_TIMEOUT,
                     on_progress=bars.updater(row.key),
                     raise_on_error=False,
                     transport=row.transport,
                 )
+                row.job = outcome if isinstance(outcome, Job) else Job(result=outcome.result)
                 row.returned_at = time.time()
             except VtransError as exc:
                 row.problem = describe(exc, url)

@@ -2,6 +2,7 @@
 
 from vtrans.client.aio import AsyncClient
 from vtrans.client.clock import SystemClock, VirtualClock
+from vtrans.client.deadline import async_http_transport, http_transport
 from vtrans.client.errors import (
     APIError,
     Conflict,
@@ -15,7 +16,9 @@ from vtrans.client.errors import (
     VtransError,
     WaitTimeout,
 )
-from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.hooks import Hook, LoggingHook, RequestDetails, RetryDetails, WaitDetails
+from vtrans.client.policy import PollPolicy
+from vtrans.client.retry import RetryPolicy
 from vtrans.client.sync import Client
 from vtrans.client.waiting import TRANSPORTS, Transport
 
@@ -25,11 +28,15 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Conflict",
+    "Hook",
     "InvalidRequest",
     "JobFailed",
+    "LoggingHook",
     "NotFound",
     "PollPolicy",
     "ProtocolError",
+    "RequestDetails",
+    "RetryDetails",
     "RetryPolicy",
     "ServiceUnavailable",
     "SystemClock",
@@ -38,5 +45,8 @@ __all__ = [
     "Unauthorized",
     "VirtualClock",
     "VtransError",
+    "WaitDetails",
     "WaitTimeout",
+    "async_http_transport",
+    "http_transport",
 ]

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx2
 
 from vtrans.client import core, waiting
-from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate
+from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate, prepare
 from vtrans.client.clock import Clock
-from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.deadline import aevents, async_http_transport, bounded
+from vtrans.client.hooks import Hook
+from vtrans.client.policy import PollPolicy
+from vtrans.client.retry import RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
-from vtrans.protocol import Job, Simulate
+from vtrans.protocol import Job, Simulate, Status
 
 T = TypeVar("T")
 MakeFlow = Callable[[core.Settings], core.Flow[T]]
@@ -26,9 +29,12 @@ class AsyncClient(ClientBase):
     """Submit translation jobs and wait for them, in asyncio: the same API as :class:`Client`.
 
     ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
-    ``$VTRANS_API_KEY``. ``timeout`` bounds each request; ``poll`` and ``retry`` tune waiting and
-    retries; ``clock`` and ``rng`` are for tests. Pass ``http_client`` to bring your own
-    ``httpx2.AsyncClient`` (its base URL is then yours to set; the API key is still sent).
+    ``$VTRANS_API_KEY``. ``timeout`` bounds each request's whole exchange (connect, headers, body);
+    ``poll`` and ``retry`` tune waiting and retries; ``hooks`` (:mod:`vtrans.client.hooks`) are
+    told of each request, retry and wait; ``clock`` and ``rng`` are for tests. Pass
+    ``http_client`` to bring your own ``httpx2.AsyncClient`` (its base URL is then yours to set;
+    the API key is still sent; give it ``transport=vtrans.client.async_http_transport()`` to keep
+    whole-exchange bounds).
     """
 
     def __init__(
@@ -42,10 +48,11 @@ class AsyncClient(ClientBase):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        hooks: Iterable[Hook] = (),
     ) -> None:
-        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
+        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout, hooks)
         self._http = http_client or httpx2.AsyncClient(
-            base_url=self.base_url, timeout=timeout, limits=POOL_LIMITS
+            base_url=self.base_url, timeout=timeout, transport=async_http_transport(limits=POOL_LIMITS)
         )
 
     async def create(
@@ -76,8 +83,9 @@ class AsyncClient(ClientBase):
         """The job's state now."""
         return await self._run(lambda s: core.get(s, job_id))
 
-    async def status(self, job_id: str | None = None) -> Job:
-        """The spec's ``GET /status``: only ``result`` is certain to be set."""
+    async def status(self, job_id: str | None = None) -> Status:
+        """The spec's ``GET /status`` (``?job_id=`` with ``job_id``, where the server has it): its
+        ``result``, exactly as the spec says; :meth:`get` has the whole job."""
         return await self._run(lambda s: core.status(s, job_id))
 
     async def cancel(self, job_id: str) -> Job:
@@ -91,6 +99,30 @@ class AsyncClient(ClientBase):
         async for job in self._iterate(lambda s: core.list_jobs(s, result, page_size), []):
             yield job
 
+    @overload
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[Job], object] | None = ...,
+        raise_on_error: bool = ...,
+        cancel_on_timeout: bool = ...,
+        transport: Transport = ...,
+    ) -> Job: ...
+
+    @overload
+    async def wait(
+        self,
+        job_id: None = None,
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[Job], object] | None = ...,
+        raise_on_error: bool = ...,
+        cancel_on_timeout: bool = ...,
+        transport: Transport = ...,
+    ) -> Status: ...
+
     async def wait(
         self,
         job_id: str | None = None,
@@ -100,8 +132,9 @@ class AsyncClient(ClientBase):
         raise_on_error: bool = True,
         cancel_on_timeout: bool = False,
         transport: Transport = "auto",
-    ) -> Job:
-        """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``.
+    ) -> Job | Status:
+        """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``
+        and return its :class:`~vtrans.protocol.Status`.
 
         Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
@@ -110,6 +143,8 @@ class AsyncClient(ClientBase):
         pass ``transport="sse"`` for live progress). ``transport``: see :class:`WaitOptions`.
         """
         options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
+        if job_id is None:
+            return await self._run(lambda s: waiting.wait_status(s, options), on_progress)
         return await self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
 
     async def watch(
@@ -149,7 +184,7 @@ class AsyncClient(ClientBase):
 
     async def _iterate(self, make: MakeFlow[T], result: list[T]) -> AsyncIterator[Job]:
         """Run a flow: execute its actions, yield what it emits, put its return value in ``result``."""
-        settings = self._settings()
+        settings = self._settings(self._http)
         flow, clock = make(settings), settings.clock
         events: AsyncIterator[httpx2.ServerSentEvent] = _no_events()
         async with contextlib.AsyncExitStack() as streams:
@@ -184,31 +219,25 @@ class AsyncClient(ClientBase):
         return result[0]
 
     async def _send(self, send: core.Send) -> httpx2.Response | httpx2.TransportError:
+        exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            return await self._http.request(
-                send.method,
-                send.path,
-                params=send.params,
-                headers={**self.headers, **send.headers},
-                content=send.content,
-                timeout=httpx2.USE_CLIENT_DEFAULT if send.timeout is None else send.timeout,
-            )
+            with bounded(exchange.deadline):
+                return await self._http.send(exchange.request)
         except httpx2.TransportError as exc:
             return exc
 
     async def _open(
         self, send: core.Send, streams: contextlib.AsyncExitStack
     ) -> tuple[httpx2.Response | httpx2.TransportError, AsyncIterator[httpx2.ServerSentEvent]]:
+        exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            response = await streams.enter_async_context(
-                self._http.stream(
-                    send.method, send.path, headers={**self.headers, **send.headers}, timeout=send.timeout
-                )
-            )
-            if response.status_code != 200:
-                await response.aread()
-                return response, _no_events()
-            return response, aiter(httpx2.EventSource(response))
+            with bounded(exchange.deadline):
+                response = await self._http.send(exchange.request, stream=True)
+                streams.push_async_callback(response.aclose)
+                if response.status_code != 200:
+                    await response.aread()
+                    return response, _no_events()
+            return response, aevents(response, exchange.deadline)
         except httpx2.TransportError as exc:
             return exc, _no_events()
 

@@ -7,7 +7,9 @@ It returns the call's result. The drivers only execute actions; every decision i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import random
 import uuid
 from collections.abc import Callable, Generator
@@ -28,8 +30,10 @@ from vtrans.client.errors import (
     TransportError,
     Unauthorized,
 )
+from vtrans.client.hooks import Hooks, RequestDetails, RetryDetails, route_of
 from vtrans.client.memory import Memory
-from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.policy import PollPolicy
+from vtrans.client.retry import RetryPolicy
 from vtrans.protocol import (
     PROBLEM_JSON,
     Job,
@@ -37,6 +41,7 @@ from vtrans.protocol import (
     JobPage,
     Problem,
     Simulate,
+    Status,
     parse_retry_after,
 )
 
@@ -64,8 +69,11 @@ class Send:
     params: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | None = None
-    #: Per-request timeout in seconds (``None``: the client's default).
+    #: Bound on the whole exchange — connect, headers, body — in seconds (``None``: the client's
+    #: ``timeout``; ``math.inf``: none).
     timeout: float | None = None
+    #: Longest silence between two reads, for streams (``None``: the whole ``timeout``).
+    idle: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,17 +115,30 @@ class Settings:
     retry: RetryPolicy
     clock: Clock
     rng: random.Random
-    #: The default per-request timeout, in seconds.
+    #: The default bound on one request's whole exchange, in seconds.
     timeout: float = 10.0
     memory: Memory = field(default_factory=Memory)
+    hooks: Hooks = field(default_factory=Hooks)
 
 
 @dataclass
 class Counter:
-    """Requests made by one call (the retries included)."""
+    """Requests made by one call (the retries included), and its run of failures in a row."""
 
     requests: int = 0
     retries: int = 0
+    #: A wait rides out outages once it has had an answer (``RetryPolicy.outage``); a call does not.
+    wait: bool = False
+    answers: int = 0
+    #: When the service last answered (the call's clock).
+    heard_at: float = -math.inf
+    #: Failures in a row, and when the first of them began.
+    failures: int = 0
+    failing_since: float = 0.0
+
+    def answered(self, now: float) -> None:
+        self.answers += 1
+        self.heard_at, self.failures = now, 0
 
 
 # --- one request, with retries ----------------------------------------------------------------
@@ -147,42 +168,84 @@ def call(
     or the ``deadline``, is spent.
     """
     counter = counter or Counter()
-    failures = 0
     while True:
         if deadline is not None:
             send = with_deadline(send, settings, deadline)
         counter.requests += 1
+        sent = settings.clock.now()
         reply = yield send
+        report(settings, counter, send, sent, reply)
         try:
-            return parse(check(reply, send))
+            result = parse(check(reply, send))
         except TRANSIENT as exc:
-            failures += 1
-            yield from backoff(settings, failures, exc, reply, deadline)
+            yield from backoff(settings, counter, send, sent, reply, exc, deadline)
             counter.retries += 1
+            continue
+        counter.answered(settings.clock.now())
+        return result
 
 
 def with_deadline(send: Send, settings: Settings, deadline: float) -> Send:
     """The request with its timeout cut to what is left before ``deadline`` (but not below 0.25 s)."""
     timeout = send.timeout if send.timeout is not None else settings.timeout
     timeout = max(0.25, min(timeout, deadline - settings.clock.now()))
-    return Send(send.method, send.path, send.params, send.headers, send.content, timeout)
+    return dataclasses.replace(send, timeout=timeout)
+
+
+def report(settings: Settings, counter: Counter, send: Send, sent: float, reply: object) -> None:
+    """Tell the hooks about the attempt at ``send`` sent at ``sent``, and its ``reply``."""
+    if not settings.hooks:
+        return
+    route, job_id = route_of(send.path)
+    answered = isinstance(reply, httpx2.Response)
+    details = RequestDetails(
+        send.method,
+        send.path,
+        route,
+        job_id or send.params.get("job_id"),
+        counter.failures + 1,
+        reply.status_code if isinstance(reply, httpx2.Response) else None,
+        None if answered else type(reply).__name__,
+        settings.clock.now() - sent,
+    )
+    settings.hooks.request(details)
 
 
 def backoff(
-    settings: Settings, failures: int, exc: Exception, reply: object, deadline: float | None
+    settings: Settings,
+    counter: Counter,
+    send: Send,
+    sent: float,
+    reply: object,
+    exc: Exception,
+    deadline: float | None,
 ) -> Flow[None]:
-    """Sleep before retrying after the ``failures``-th transient failure in a row; re-raise ``exc``
-    once the retry budget or the deadline is spent."""
-    now = settings.clock.now()
-    if failures >= settings.retry.attempts or (deadline is not None and now >= deadline):
+    """Sleep before retrying ``send``, whose attempt sent at ``sent`` failed transiently with
+    ``exc``; re-raise ``exc`` once the retry budget (see :class:`~vtrans.client.retry.RetryPolicy`)
+    or the ``deadline`` is spent. The last retry is made at the end of the budget."""
+    policy, now = settings.retry, settings.clock.now()
+    if counter.failures == 0:
+        counter.failing_since = max(sent, counter.heard_at)
+    counter.failures += 1
+    riding = counter.wait and counter.answers > 0
+    end = counter.failing_since + (policy.outage if riding else policy.budget)
+    if deadline is not None:
+        end = min(end, deadline)
+    if now >= end or (not riding and counter.failures >= policy.attempts):
         raise exc
     retry_after = None
     if isinstance(reply, httpx2.Response):
         retry_after = parse_retry_after(reply.headers.get("retry-after"))
-    delay = settings.retry.delay(failures, retry_after, settings.rng)
-    if deadline is not None:
-        delay = min(delay, deadline - now)
-    log.debug("retry %d/%d in %.2fs: %s", failures, settings.retry.attempts - 1, delay, exc)
+    delay = min(policy.delay(counter.failures, retry_after, settings.rng), end - now)
+    log.debug("retry %d in %.2fs: %s", counter.failures, delay, exc)
+    if settings.hooks:
+        route, job_id = route_of(send.path)
+        job_id = job_id or send.params.get("job_id")
+        failing_for = now - counter.failing_since
+        details = RetryDetails(
+            send.method, send.path, route, job_id, counter.failures, delay, failing_for, exc
+        )
+        settings.hooks.retry(details)
     yield Sleep(delay)
 
 
@@ -266,10 +329,10 @@ def get(settings: Settings, job_id: str) -> Flow[Job]:
     return (yield from call(Send("GET", job_path(job_id)), decode(Job), settings))
 
 
-def status(settings: Settings, job_id: str | None = None) -> Flow[Job]:
+def status(settings: Settings, job_id: str | None = None) -> Flow[Status]:
     """The spec's ``GET /status`` (of one job, with ``job_id``, on servers that support it)."""
     params = {"job_id": job_id} if job_id else {}
-    return (yield from call(Send("GET", "/status", params=params), decode(Job), settings))
+    return (yield from call(Send("GET", "/status", params=params), decode(Status), settings))
 
 
 def cancel(settings: Settings, job_id: str) -> Flow[Job]:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx2
 
 from vtrans.client import core, waiting
-from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate
+from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate, prepare
 from vtrans.client.clock import Clock
-from vtrans.client.policy import PollPolicy, RetryPolicy
+from vtrans.client.deadline import bounded, events, http_transport
+from vtrans.client.hooks import Hook
+from vtrans.client.policy import PollPolicy
+from vtrans.client.retry import RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
-from vtrans.protocol import Job, Simulate
+from vtrans.protocol import Job, Simulate, Status
 
 T = TypeVar("T")
 MakeFlow = Callable[[core.Settings], core.Flow[T]]
@@ -26,9 +29,11 @@ class Client(ClientBase):
     """Submit translation jobs and wait for them.
 
     ``base_url`` defaults to ``$VTRANS_URL`` or ``http://127.0.0.1:8000``; ``api_key`` to
-    ``$VTRANS_API_KEY``. ``timeout`` bounds each request; ``poll`` and ``retry`` tune waiting and
-    retries; ``clock`` and ``rng`` are for tests. Pass ``http_client`` to bring your own
-    ``httpx2.Client`` (its base URL is then yours to set; the API key is still sent).
+    ``$VTRANS_API_KEY``. ``timeout`` bounds each request's whole exchange (connect, headers, body);
+    ``poll`` and ``retry`` tune waiting and retries; ``hooks`` (:mod:`vtrans.client.hooks`) are
+    told of each request, retry and wait; ``clock`` and ``rng`` are for tests. Pass
+    ``http_client`` to bring your own ``httpx2.Client`` (its base URL is then yours to set; the API
+    key is still sent; give it ``transport=vtrans.client.http_transport()`` to keep whole-exchange bounds).
     """
 
     def __init__(
@@ -42,9 +47,12 @@ class Client(ClientBase):
         clock: Clock | None = None,
         rng: random.Random | None = None,
         http_client: httpx2.Client | None = None,
+        hooks: Iterable[Hook] = (),
     ) -> None:
-        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout)
-        self._http = http_client or httpx2.Client(base_url=self.base_url, timeout=timeout, limits=POOL_LIMITS)
+        super().__init__(base_url, api_key, poll, retry, clock, rng, timeout, hooks)
+        self._http = http_client or httpx2.Client(
+            base_url=self.base_url, timeout=timeout, transport=http_transport(limits=POOL_LIMITS)
+        )
 
     def create(
         self,
@@ -74,8 +82,9 @@ class Client(ClientBase):
         """The job's state now."""
         return self._run(lambda s: core.get(s, job_id))
 
-    def status(self, job_id: str | None = None) -> Job:
-        """The spec's ``GET /status``: only ``result`` is certain to be set."""
+    def status(self, job_id: str | None = None) -> Status:
+        """The spec's ``GET /status`` (``?job_id=`` with ``job_id``, where the server has it): its
+        ``result``, exactly as the spec says; :meth:`get` has the whole job."""
         return self._run(lambda s: core.status(s, job_id))
 
     def cancel(self, job_id: str) -> Job:
@@ -88,6 +97,30 @@ class Client(ClientBase):
         """Every job, newest first (optionally only those with ``result``), page after page."""
         yield from self._iterate(lambda s: core.list_jobs(s, result, page_size), [])
 
+    @overload
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[Job], object] | None = ...,
+        raise_on_error: bool = ...,
+        cancel_on_timeout: bool = ...,
+        transport: Transport = ...,
+    ) -> Job: ...
+
+    @overload
+    def wait(
+        self,
+        job_id: None = None,
+        *,
+        timeout: float | None = ...,
+        on_progress: Callable[[Job], object] | None = ...,
+        raise_on_error: bool = ...,
+        cancel_on_timeout: bool = ...,
+        transport: Transport = ...,
+    ) -> Status: ...
+
     def wait(
         self,
         job_id: str | None = None,
@@ -97,8 +130,9 @@ class Client(ClientBase):
         raise_on_error: bool = True,
         cancel_on_timeout: bool = False,
         transport: Transport = "auto",
-    ) -> Job:
-        """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``.
+    ) -> Job | Status:
+        """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``
+        and return its :class:`~vtrans.protocol.Status`.
 
         Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
@@ -107,6 +141,8 @@ class Client(ClientBase):
         pass ``transport="sse"`` for live progress). ``transport``: see :class:`WaitOptions`.
         """
         options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
+        if job_id is None:
+            return self._run(lambda s: waiting.wait_status(s, options), on_progress)
         return self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
 
     def watch(
@@ -144,7 +180,7 @@ class Client(ClientBase):
 
     def _iterate(self, make: MakeFlow[T], result: list[T]) -> Iterator[Job]:
         """Run a flow: execute its actions, yield what it emits, put its return value in ``result``."""
-        settings = self._settings()
+        settings = self._settings(self._http)
         flow, clock = make(settings), settings.clock
         events: Iterator[httpx2.ServerSentEvent] = iter(())
         with contextlib.ExitStack() as streams:
@@ -179,31 +215,25 @@ class Client(ClientBase):
         return result[0]
 
     def _send(self, send: core.Send) -> httpx2.Response | httpx2.TransportError:
+        exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            return self._http.request(
-                send.method,
-                send.path,
-                params=send.params,
-                headers={**self.headers, **send.headers},
-                content=send.content,
-                timeout=httpx2.USE_CLIENT_DEFAULT if send.timeout is None else send.timeout,
-            )
+            with bounded(exchange.deadline):
+                return self._http.send(exchange.request)
         except httpx2.TransportError as exc:
             return exc
 
     def _open(
         self, send: core.Send, streams: contextlib.ExitStack
     ) -> tuple[httpx2.Response | httpx2.TransportError, Iterator[httpx2.ServerSentEvent]]:
+        exchange = prepare(self._http, send, self.headers, self.timeout)
         try:
-            response = streams.enter_context(
-                self._http.stream(
-                    send.method, send.path, headers={**self.headers, **send.headers}, timeout=send.timeout
-                )
-            )
-            if response.status_code != 200:
-                response.read()
-                return response, iter(())
-            return response, iter(httpx2.EventSource(response))
+            with bounded(exchange.deadline):
+                response = self._http.send(exchange.request, stream=True)
+                streams.callback(response.close)
+                if response.status_code != 200:
+                    response.read()
+                    return response, iter(())
+            return response, events(response, exchange.deadline)
         except httpx2.TransportError as exc:
             return exc, iter(())
 

@@ -7,6 +7,8 @@ requests and keep the deadline.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,12 +31,14 @@ from vtrans.client.core import (
     check,
     decode,
     job_path,
+    report,
     with_deadline,
 )
 from vtrans.client.errors import JobFailed, ProtocolError, TransportError, VtransError, WaitTimeout
+from vtrans.client.hooks import WaitDetails, WaitResult
 from vtrans.client.memory import Created
 from vtrans.client.policy import Poller
-from vtrans.protocol import Job, JobsWait, JobsWaitResult, parse_prefer_wait, parse_retry_after
+from vtrans.protocol import Job, JobsWait, JobsWaitResult, Status, parse_prefer_wait, parse_retry_after
 
 log = logging.getLogger("vtrans.client")
 
@@ -69,8 +73,14 @@ class Tracker:
     name: str
     start: float = 0.0
     deadline: float | None = None
-    counter: Counter = field(default_factory=Counter)
+    counter: Counter = field(default_factory=lambda: Counter(wait=True))
     last: Job | None = None
+    #: For the hooks: the job (``None`` for ``GET /status``) or the batch waited for, when the
+    #: terminal state was seen (``time.time()``), and whether the end was reported.
+    job_id: str | None = None
+    job_ids: tuple[str, ...] = ()
+    learned: float | None = None
+    reported: bool = False
 
     def __post_init__(self) -> None:
         self.start = self.settings.clock.now()
@@ -90,6 +100,8 @@ class Tracker:
         """Emit the job if it changed."""
         if job != self.last:
             self.last = job
+            if job.done:
+                self.learned = time.time()
             yield Emit(job)
 
     def finish(self, job: Job) -> Job:
@@ -102,15 +114,43 @@ class Tracker:
             self.counter.requests,
             self.counter.retries,
         )
-        if job.result == "error" and self.options.raise_on_error:
-            raise JobFailed(job)
+        failed = JobFailed(job) if job.result == "error" and self.options.raise_on_error else None
+        self.report("error" if job.result == "error" else "completed", failed)
+        if failed is not None:
+            raise failed
         return job
 
     def timeout(self, job_ids: list[str] | None = None) -> WaitTimeout:
         waited = self.settings.clock.now() - self.start
         error = WaitTimeout(self.last, waited, self.counter.requests, job_ids)
         log.info("%s", error)
+        self.report("timeout", error)
         return error
+
+    def report(self, result: WaitResult, error: Exception | None = None) -> None:
+        """Tell the hooks how the wait ended (once)."""
+        if self.reported or not self.settings.hooks:
+            return
+        self.reported = True
+        job = None if self.job_ids else self.last
+        lag = None
+        if job is not None and job.done and job.finished_at is not None and self.learned is not None:
+            lag = self.learned - job.finished_at.timestamp()
+        waited = self.settings.clock.now() - self.start
+        counter = self.counter
+        details = WaitDetails(
+            self.job_id,
+            result,
+            waited,
+            counter.requests,
+            counter.retries,
+            lag,
+            job,
+            self.job_ids,
+            self.options.transport,
+            error,
+        )
+        self.settings.hooks.wait(details)
 
 
 @dataclass(frozen=True)
@@ -150,7 +190,7 @@ def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[J
 
     Without ``job_id``, wait on the spec's ``GET /status``.
     """
-    track = Tracker(settings, options, job_id or "/status")
+    track = Tracker(settings, options, job_id or "/status", job_id=job_id or None)
     try:
         if options.transport == "sse" and job_id:
             job = yield from _stream(track, job_id)
@@ -163,7 +203,16 @@ def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[J
             except VtransError as exc:
                 log.warning("could not cancel %s after the timeout: %s", job_id, exc)
         raise
+    except VtransError as exc:
+        track.report("failed", exc)
+        raise
     return track.finish(job)
+
+
+def wait_status(settings: Settings, options: WaitOptions) -> Flow[Status]:
+    """:func:`wait` on the spec's ``GET /status``, returning what the spec says: the result."""
+    job = yield from wait(settings, None, options)
+    return Status(job.result)
 
 
 def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
@@ -242,16 +291,19 @@ def _from_creation(track: Tracker, created: Created) -> Flow[tuple[Poller, float
 
 def _stream(track: Tracker, job_id: str) -> Flow[Job]:
     """Follow the job's Server-Sent Events, reconnecting with ``Last-Event-ID``."""
-    settings, last_event_id, failures = track.settings, "", 0
+    settings, last_event_id = track.settings, ""
     while True:
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        send = Send("GET", f"{job_path(job_id)}/events", headers=headers, timeout=60.0)
+        # The stream lasts until the job ends (or the deadline): only a silent one is broken off.
+        send = Send("GET", f"{job_path(job_id)}/events", headers=headers, timeout=math.inf, idle=60.0)
         if track.deadline is not None:
             send = with_deadline(send, settings, track.deadline)
         track.counter.requests += 1
+        sent = settings.clock.now()
         reply = yield OpenStream(send)
+        report(settings, track.counter, send, sent, reply)
         try:
             check(reply, send)
             while True:
@@ -263,7 +315,8 @@ def _stream(track: Tracker, job_id: str) -> Flow[Job]:
                 if event.event not in ("progress", "done"):
                     continue
                 job = _event_job(event)
-                last_event_id, failures = event.id or last_event_id, 0
+                last_event_id = event.id or last_event_id
+                track.counter.answered(settings.clock.now())
                 yield from track.seen(job)
                 if job.done:
                     return job
@@ -272,9 +325,8 @@ def _stream(track: Tracker, job_id: str) -> Flow[Job]:
         except TRANSIENT as exc:
             if track.expired():
                 raise track.timeout() from exc
-            failures += 1
+            yield from backoff(settings, track.counter, send, sent, reply, exc, track.deadline)
             track.counter.retries += 1
-            yield from backoff(settings, failures, exc, reply, track.deadline)
         if track.expired():
             raise track.timeout()
 
@@ -294,7 +346,24 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
     ids = list(dict.fromkeys(job_ids))
     for job_id in ids:
         job_path(job_id)  # reject malformed ids before any request
-    track = Tracker(settings, options, f"{len(ids)} jobs")
+    track = Tracker(settings, options, f"{len(ids)} jobs", job_ids=tuple(ids))
+    try:
+        jobs = yield from _wait_many(track, ids)
+    except WaitTimeout:
+        raise
+    except VtransError as exc:
+        track.report("failed", exc)
+        raise
+    failed = next((job for job in jobs if job.result == "error"), None)
+    error = JobFailed(failed) if failed is not None and options.raise_on_error else None
+    track.report("error" if failed is not None else "completed", error)
+    if error is not None:
+        raise error
+    return jobs
+
+
+def _wait_many(track: Tracker, ids: list[str]) -> Flow[list[Job]]:
+    settings = track.settings
     clock, poller = settings.clock, track.poller()
     pending, finished = dict.fromkeys(ids), dict[str, Job]()
     while pending:
@@ -333,12 +402,7 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
     log.info(
         "%s finished after %.1fs: %d requests", track.name, clock.now() - track.start, track.counter.requests
     )
-    jobs = [finished[job_id] for job_id in ids]
-    if options.raise_on_error:
-        for job in jobs:
-            if job.result == "error":
-                raise JobFailed(job)
-    return jobs
+    return [finished[job_id] for job_id in ids]
 
 
 def _finished_at(job: Job) -> float:

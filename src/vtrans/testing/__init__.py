@@ -15,7 +15,10 @@ say), make every wait instant instead:
         client.wait(job_id)                 # polls as usual, but sleeps take no time
 
 While on, clients sleep on a :class:`~vtrans.client.clock.VirtualClock`: the policy, deadlines and
-retries behave exactly as in production, only the waiting is skipped.
+retries behave exactly as in production, only the waiting is skipped. It leaves alone a client that
+talks to a real server over the network: that server's jobs take real time, so such a client
+waits in real time (a virtual wait there could only run out its deadline), as it does with a
+clock of its own (``Client(clock=...)``; a :class:`FakeService`'s clients have one).
 """
 
 from __future__ import annotations
