@@ -141,15 +141,9 @@ class JobsWaitResult(msgspec.Struct, frozen=True):
     pending: int
 
 
-class StatusBody(msgspec.Struct, frozen=True):
-    """The spec's ``GET /status`` body, exactly."""
-
-    result: Result
-
-
 class Status(msgspec.Struct, frozen=True):
-    """What the client returns for the spec's ``GET /status``: its ``result``, and nothing else
-    (its JSON form is exactly the spec's ``{"result": ...}``)."""
+    """The spec's ``GET /status`` body, exactly: ``{"result": ...}`` (what the service sends, and
+    what the client returns)."""
 
     result: Result
 

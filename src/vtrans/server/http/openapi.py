@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from vtrans import __version__
-from vtrans.protocol import PROBLEM_JSON, Job, JobCreate, JobPage, Problem, StatusBody
+from vtrans.protocol import PROBLEM_JSON, Job, JobCreate, JobPage, Problem, Status
 
 _REF = "#/components/schemas/{name}"
 
@@ -44,7 +44,7 @@ _JOB_ID = {
 
 def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [Job, JobCreate, JobPage, StatusBody, Problem], ref_template=_REF
+        [Job, JobCreate, JobPage, Status, Problem], ref_template=_REF
     )
     job_ok = {**_json("Job", "The job now."), "headers": _RETRY_AFTER}
     return {
@@ -72,7 +72,7 @@ def document() -> dict[str, Any]:
                         }
                     ],
                     "responses": {
-                        "200": {**_json("StatusBody", "The result."), "headers": _RETRY_AFTER},
+                        "200": {**_json("Status", "The result."), "headers": _RETRY_AFTER},
                         **_problems(400, 404),
                     },
                 }

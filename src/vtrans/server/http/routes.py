@@ -18,7 +18,7 @@ from vtrans.protocol import (
     JobPage,
     JobsWait,
     JobsWaitResult,
-    StatusBody,
+    Status,
     parse_prefer_wait,
 )
 from vtrans.protocol import format_retry_after as retry_after
@@ -81,7 +81,7 @@ async def get_status(request: Request) -> Response:
     tenant = "" if job_id is None else _tenant(request)
     with _held(request) as (wait, gone):
         view = await service.status(job_id, tenant=tenant, wait=wait, gone=gone)
-    return JSONBytes(_encode(StatusBody(result=view.state.result)), 200, _hints(view))
+    return JSONBytes(_encode(Status(result=view.state.result)), 200, _hints(view))
 
 
 async def create_job(request: Request) -> Response:
