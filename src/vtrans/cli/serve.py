@@ -144,6 +144,20 @@ import click
     help="How long a webhook receiver has to answer.",
 )
 @click.option(
+    "--allow-callback",
+    "allow_callbacks",
+    multiple=True,
+    envvar="VTRANS_ALLOW_CALLBACKS",
+    metavar="CIDR",
+    help="Open a range to webhooks (repeatable), e.g. 10.0.0.0/8 for receivers on a private network.",
+)
+@click.option(
+    "--local-callbacks/--no-local-callbacks",
+    default=None,
+    envvar="VTRANS_LOCAL_CALLBACKS",
+    help="Allow webhooks to loopback and private addresses.  [default: when --host is a loopback address]",
+)
+@click.option(
     "--header-timeout",
     default=10.0,
     type=click.FloatRange(0.1),
@@ -202,6 +216,8 @@ def serve(
     webhook_retry_delays: str,
     webhook_secret_grace: float,
     webhook_timeout: float,
+    allow_callbacks: tuple[str, ...],
+    local_callbacks: bool | None,
     header_timeout: float,
     body_timeout: float,
     keep_alive_timeout: float,
@@ -211,7 +227,7 @@ def serve(
 ) -> None:
     """Run the simulated translation service."""
     from vtrans.cli.errors import Exit
-    from vtrans.server.config import ConnectionConfig, ServerConfig, WebhookConfig
+    from vtrans.server.config import CallbackConfig, ConnectionConfig, ServerConfig, WebhookConfig
     from vtrans.server.run import StartupError
     from vtrans.server.run import serve as run
     from vtrans.server.simulation import SimulationConfig
@@ -226,6 +242,10 @@ def serve(
         config = ServerConfig(
             max_wait=max_wait,
             max_held=max_held,
+            callbacks=CallbackConfig(
+                allow=tuple(cidr for flag in allow_callbacks for cidr in flag.split(",") if cidr.strip()),
+                local=local_callbacks,
+            ),
             connections=ConnectionConfig(
                 header_timeout=header_timeout,
                 body_timeout=body_timeout,

@@ -81,6 +81,28 @@ class ConnectionConfig:
 
 
 @dataclass(frozen=True)
+class CallbackConfig:
+    """Where webhooks may go (see :mod:`vtrans.server.callbacks`)."""
+
+    #: Ranges opened to webhooks (CIDR), whatever else refuses them.
+    allow: tuple[str, ...] = ()
+    #: Whether loopback and private receivers are allowed; ``None``: when the service listens on
+    #: loopback only (a local sandbox).
+    local: bool | None = None
+
+    def __post_init__(self) -> None:
+        import ipaddress
+
+        for cidr in self.allow:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"--allow-callback takes CIDR ranges (10.0.0.0/8, ::1/128), not {cidr!r}"
+                ) from None
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the service needs to know; the defaults make a realistic sandbox."""
 
@@ -105,6 +127,9 @@ class ServerConfig:
     #: Held waits (long-polls, batch waits, event streams) per process; the next gets a 503.
     max_held: int = 20_000
     connections: ConnectionConfig = field(default_factory=ConnectionConfig)
+    callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    #: Where the service listens (host, port), when it does on a socket: webhooks to itself are refused.
+    listen: tuple[str, int] | None = None
     #: Server-Sent Events: progress rate, keep-alives, lifetime.
     stream: StreamConfig = field(default_factory=StreamConfig)
     #: Webhooks: signing secret, retry schedule, receiver timeout.

@@ -26,6 +26,7 @@ import msgspec
 
 from vtrans import __version__
 from vtrans.protocol import Job, WebhookEvent, sign_webhook
+from vtrans.server.callbacks import Guard
 from vtrans.server.config import WebhookConfig
 from vtrans.server.stores import Delivery, Store, StoreError
 
@@ -49,12 +50,15 @@ class Outbox:
         secrets: Callable[[str], Awaitable[list[str]]],
         clock: Callable[[], float] = time.time,
         transport: httpx2.AsyncBaseTransport | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.store, self.config, self.describe, self.clock = store, config, describe, clock
         #: The secrets that sign a tenant's webhooks now (several while a rotation's grace lasts).
         self.secrets = secrets
         #: Where requests go (``None``: the network); an in-process fake captures them instead.
         self.transport = transport
+        #: Checks a destination when sending, and pins the request to the address checked.
+        self.guard = guard
         #: Who holds a lease: unique to this process's outbox.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
@@ -164,8 +168,13 @@ class Outbox:
         await self._record(delivery, job.id or delivery.job_id, attempts, error, gone)
 
     async def _post(self, http: httpx2.AsyncClient, url: str, payload: bytes, headers: dict[str, str]) -> int:
-        """POST and return the status, reading at most ``max_reply_bytes`` of the reply."""
-        async with http.stream("POST", url, content=payload, headers=headers) as reply:
+        """POST to an address the guard allows and return the status, reading at most
+        ``max_reply_bytes`` of the reply."""
+        extensions: dict[str, str] = {}
+        if self.guard is not None:
+            url, host, extensions = await self.guard.pinned(url)
+            headers = {**headers, **host}
+        async with http.stream("POST", url, content=payload, headers=headers, extensions=extensions) as reply:
             read = 0
             if not reply.is_stream_consumed:  # an in-process transport hands it over read already
                 async for chunk in reply.aiter_raw():

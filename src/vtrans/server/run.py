@@ -4,6 +4,7 @@ in one process or in ``workers`` processes sharing one port and one store."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import resource
@@ -57,6 +58,7 @@ def serve(
     except StoreError as exc:
         raise StartupError(str(exc)) from None
     sock = _listen(host, port)
+    config = dataclasses.replace(config, listen=(host, sock.getsockname()[1]))
     shown = f"[{host}]" if ":" in host else host
     log.info(
         "vtrans serving on http://%s:%d with %d process%s, store: %s (Ctrl-C to stop)",

@@ -27,6 +27,7 @@ import httpx2
 from vtrans.protocol import JOB_ID_RE, LANGUAGES, Job, JobCreate, Result
 from vtrans.server import simulation
 from vtrans.server.cache import JobCache
+from vtrans.server.callbacks import Guard, Refused, loopback_host, syntax_problem
 from vtrans.server.config import ServerConfig
 from vtrans.server.errors import Conflict, Forbidden, Invalid, Malformed, NotFound, Unavailable
 from vtrans.server.outbox import Outbox
@@ -91,8 +92,16 @@ class Service:
         self.jobs = JobCache(store)
         self.wakeups = Wakeups()
         self.tenants = Tenants(config.api_keys, store, config.webhooks.secret, config.webhooks.secret_grace)
+        listen, local = config.listen, config.callbacks.local
+        self.guard = Guard(
+            loopback=local if local is not None else listen is None or loopback_host(listen[0]),
+            allow=config.callbacks.allow,
+            own=listen,
+        )
+        # Webhooks that go somewhere else than the network (a fake's capture) need no guard.
+        guard = self.guard if webhook_transport is None else None
         self.outbox = Outbox(
-            store, config.webhooks, self.describe, self.signing_secrets, clock, webhook_transport
+            store, config.webhooks, self.describe, self.signing_secrets, clock, webhook_transport, guard
         )
         self.status_job_id = ""
         #: Shutting down: holds answer at once, streams end, new requests are turned away.
@@ -357,14 +366,17 @@ class Service:
                 "unknown-language",
                 f"Unknown language {spec.language!r}; supported: {', '.join(sorted(LANGUAGES))}.",
             )
-        for name in ("source_url", "callback_url"):
-            url = getattr(spec, name)
-            if url is not None and not _is_http_url(url):
-                raise Invalid(
-                    "invalid-job",
-                    f"Invalid job: {name} must be an absolute http(s) URL, "
-                    "without spaces or control characters.",
-                )
+        if spec.source_url is not None and not _is_http_url(spec.source_url):
+            detail = "Invalid job: source_url must be an absolute http(s) URL, without spaces or controls."
+            raise Invalid("invalid-job", detail)
+        if spec.callback_url is not None:
+            problem = syntax_problem(spec.callback_url)
+            if problem is not None:
+                raise Invalid("invalid-job", f"Invalid job: callback_url {problem}.")
+            try:
+                await self.guard.at_creation(spec.callback_url)
+            except Refused as refused:
+                raise Invalid("callback-refused", f"Invalid job: callback_url refused: {refused}.") from None
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
             raise Malformed("bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters.")
         rng = self._seeded(str(await self.store.count())) if self.config.seed is not None else self._rng
