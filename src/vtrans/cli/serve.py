@@ -144,6 +144,12 @@ import click
     help="How long a webhook receiver has to answer.",
 )
 @click.option(
+    "--rate-limit",
+    envvar="VTRANS_RATE_LIMIT",
+    metavar="N/PERIOD",
+    help="Requests per tenant (per client address without keys), e.g. 100/minute; off by default.",
+)
+@click.option(
     "--allow-callback",
     "allow_callbacks",
     multiple=True,
@@ -216,6 +222,7 @@ def serve(
     webhook_retry_delays: str,
     webhook_secret_grace: float,
     webhook_timeout: float,
+    rate_limit: str | None,
     allow_callbacks: tuple[str, ...],
     local_callbacks: bool | None,
     header_timeout: float,
@@ -242,6 +249,7 @@ def serve(
         config = ServerConfig(
             max_wait=max_wait,
             max_held=max_held,
+            rate_limit=rate_limit,
             callbacks=CallbackConfig(
                 allow=tuple(cidr for flag in allow_callbacks for cidr in flag.split(",") if cidr.strip()),
                 local=local_callbacks,

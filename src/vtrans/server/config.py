@@ -5,12 +5,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from limits import RateLimitItem, parse
+
 from vtrans.server.simulation import SimulationConfig
 from vtrans.server.stores import is_store_spec
 from vtrans.server.tenants import ApiKey
 
 #: Standard Webhooks' suggested schedule: the waits before each retry (5 s, 5 min, 30 min, 2 h, …).
 STANDARD_RETRY_DELAYS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+
+
+def parse_limit(text: str) -> RateLimitItem:
+    """``100/minute``, ``10/second``, ``1000 per hour``… (``ValueError`` for anything else)."""
+    try:
+        return parse(text)
+    except ValueError:
+        detail = f"a rate limit is a count per second, minute, hour or day (100/minute), not {text!r}"
+        raise ValueError(detail) from None
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,8 @@ class ServerConfig:
     #: Held waits (long-polls, batch waits, event streams) per process; the next gets a 503.
     max_held: int = 20_000
     connections: ConnectionConfig = field(default_factory=ConnectionConfig)
+    #: Requests per tenant (per address without keys) and window, e.g. ``100/minute``; ``None``: off.
+    rate_limit: str | None = None
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
     #: Where the service listens (host, port), when it does on a socket: webhooks to itself are refused.
     listen: tuple[str, int] | None = None
@@ -145,5 +158,7 @@ class ServerConfig:
             raise ValueError("the /status delay needs 0 <= min <= max (seconds)")
         if not 0 <= self.max_wait <= 3600:
             raise ValueError("max_wait must be between 0 and 3600 seconds")
+        if self.rate_limit is not None:
+            parse_limit(self.rate_limit)
         if self.retry_after_max < 1:
             raise ValueError("retry_after_max must be at least 1 second")

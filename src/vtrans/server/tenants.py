@@ -99,6 +99,11 @@ class Tenants:
         """The tenant whose key ``token`` is, if any."""
         return self._by_digest.get(hashlib.sha256(token).digest())
 
+    def from_authorization(self, header: bytes | None) -> str | None:
+        """The tenant of an ``Authorization: Bearer <key>`` header's bytes, if any."""
+        scheme, _, token = (header or b"").partition(b" ")
+        return self.tenant(token.strip()) if scheme.lower() == b"bearer" else None
+
     async def secrets(self, tenant: str) -> Secrets:
         """The tenant's secrets, made the first time they are asked for (by any process)."""
         if self.fixed_secret is not None:

@@ -17,9 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, request_response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vtrans.server.config import ServerConfig
+from vtrans.server.config import ServerConfig, parse_limit
 from vtrans.server.errors import ServiceError
 from vtrans.server.http import openapi
 from vtrans.server.http.problems import (
@@ -31,6 +31,7 @@ from vtrans.server.http.problems import (
     on_unexpected,
     problem_response,
 )
+from vtrans.server.http.ratelimit import RateLimited
 from vtrans.server.http.routes import (
     cancel_job,
     create_job,
@@ -94,6 +95,10 @@ class App:
 
     def __init__(self, service: Service, routes: Starlette) -> None:
         self.service, self.routes = service, routes
+        self.http: ASGIApp = routes
+        limit = service.config.rate_limit
+        if limit is not None:
+            self.http = RateLimited(routes, parse_limit(limit), service.tenants)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -104,7 +109,7 @@ class App:
             response = problem_response(Request(scope), 503, "shutting-down", detail, headers)
             await response(scope, receive, send)
         else:
-            await self.routes(scope, receive, send)
+            await self.http(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

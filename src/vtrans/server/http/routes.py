@@ -205,8 +205,7 @@ def _tenant(request: Request) -> str:
     tenants = _service(request).tenants
     if tenants.open:
         return ""
-    scheme, _, token = (_raw_header(request, b"authorization") or b"").partition(b" ")
-    tenant = tenants.tenant(token.strip()) if scheme.lower() == b"bearer" else None
+    tenant = tenants.from_authorization(_raw_header(request, b"authorization"))
     if tenant is None:
         detail = "Missing or wrong API key: send 'Authorization: Bearer <key>'."
         raise ProblemError(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer"})
