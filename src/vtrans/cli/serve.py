@@ -150,6 +150,14 @@ import click
     help="Requests per tenant (per client address without keys), e.g. 100/minute; off by default.",
 )
 @click.option(
+    "--faults",
+    default="",
+    envvar="VTRANS_FAULTS",
+    metavar="KIND[:PARAM]@RATE,…",
+    help="Inject faults at random (reproducible with --seed): 500, 503, 429, reset, latency, 503-after, "
+    "truncate, drip; e.g. 503@0.05,latency:2@0.1. A request's Vtrans-Fault header asks for one exactly.",
+)
+@click.option(
     "--allow-callback",
     "allow_callbacks",
     multiple=True,
@@ -223,6 +231,7 @@ def serve(
     webhook_secret_grace: float,
     webhook_timeout: float,
     rate_limit: str | None,
+    faults: str,
     allow_callbacks: tuple[str, ...],
     local_callbacks: bool | None,
     header_timeout: float,
@@ -250,6 +259,7 @@ def serve(
             max_wait=max_wait,
             max_held=max_held,
             rate_limit=rate_limit,
+            faults=faults,
             callbacks=CallbackConfig(
                 allow=tuple(cidr for flag in allow_callbacks for cidr in flag.split(",") if cidr.strip()),
                 local=local_callbacks,

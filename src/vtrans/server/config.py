@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse
 
+from vtrans.server.faults import parse_plan
 from vtrans.server.simulation import SimulationConfig
 from vtrans.server.stores import is_store_spec
 from vtrans.server.tenants import ApiKey
@@ -140,6 +141,9 @@ class ServerConfig:
     connections: ConnectionConfig = field(default_factory=ConnectionConfig)
     #: Requests per tenant (per address without keys) and window, e.g. ``100/minute``; ``None``: off.
     rate_limit: str | None = None
+    #: Random faults, ``KIND[:PARAM]@RATE,…`` (see :mod:`vtrans.server.http.faults`); ``Vtrans-Fault``
+    #: request headers are honoured whatever this is.
+    faults: str = ""
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
     #: Where the service listens (host, port), when it does on a socket: webhooks to itself are refused.
     listen: tuple[str, int] | None = None
@@ -160,5 +164,6 @@ class ServerConfig:
             raise ValueError("max_wait must be between 0 and 3600 seconds")
         if self.rate_limit is not None:
             parse_limit(self.rate_limit)
+        parse_plan(self.faults)
         if self.retry_after_max < 1:
             raise ValueError("retry_after_max must be at least 1 second")

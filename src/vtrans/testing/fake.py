@@ -169,6 +169,8 @@ class FakeService:
 
         try:
             await self.app(scope, receive, send)
+        except ConnectionResetError as exc:  # an injected reset or truncation (Vtrans-Fault)
+            raise httpx2.ReadError(str(exc), request=request) from None
         finally:
             if not done.done():
                 done.set_result(None)

@@ -21,7 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vtrans.server.config import ServerConfig, parse_limit
 from vtrans.server.errors import ServiceError
+from vtrans.server.faults import parse_plan
 from vtrans.server.http import openapi
+from vtrans.server.http.faults import Faults
 from vtrans.server.http.problems import (
     ProblemError,
     on_http_exception,
@@ -96,9 +98,10 @@ class App:
     def __init__(self, service: Service, routes: Starlette) -> None:
         self.service, self.routes = service, routes
         self.http: ASGIApp = routes
-        limit = service.config.rate_limit
-        if limit is not None:
-            self.http = RateLimited(routes, parse_limit(limit), service.tenants)
+        config = service.config
+        self.http = Faults(routes, parse_plan(config.faults), config.seed)
+        if config.rate_limit is not None:
+            self.http = RateLimited(self.http, parse_limit(config.rate_limit), service.tenants)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

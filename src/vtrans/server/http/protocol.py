@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vtrans.protocol import PROBLEM_JSON, Problem, problem_type
 from vtrans.server.config import ConnectionConfig
+from vtrans.server.http.faults import TRANSPORT
 
 _REASONS = {
     400: b"Bad Request",
@@ -105,6 +106,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        extensions: dict[str, object] = self.scope.setdefault("extensions", {})  # type: ignore[assignment]
+        extensions[TRANSPORT] = self.transport  # for an injected reset
         super().on_headers_complete()
         self._arm(self.limits.body_timeout, "The request's body did not arrive in time.")
 
