@@ -1530,3 +1530,75 @@ async def test_in_testing_mode_nothing_is_remembered(make: Make) -> None:
     assert len(w.server.requests("GET")) == 2
     assert memory(w).holds is None
     assert memory(w).take(JOB_ID) is None
+
+
+# --- many jobs at once -------------------------------------------------------------------------
+
+OTHER, THIRD = "job_" + "b" * 32, "job_" + "c" * 32
+
+
+def sse(*jobs: dict[str, Any], retry: int = 1000) -> httpx2.Response:
+    """An event stream of one ``done`` event per job, then its end."""
+    frames = [f"retry: {retry}\n\n"]
+    frames += [f"event: done\nid: {j['id']}\ndata: {json.dumps(j)}\n\n" for j in jobs]
+    return httpx2.Response(
+        200, content="".join(frames).encode(), headers={"Content-Type": "text/event-stream"}
+    )
+
+
+def asked_ids(seen: Seen) -> list[str]:
+    ids: list[str] = json.loads(seen.request.content)["ids"]
+    return ids
+
+
+async def test_many_jobs_are_waited_for_through_one_stream(make: Make) -> None:
+    done = [job("completed", id=i) for i in (JOB_ID, OTHER, THIRD)]
+    w = make(script(sse(*done)))
+    jobs = await w.api.wait_many([JOB_ID, OTHER, THIRD])
+    assert [j.id for j in jobs] == [JOB_ID, OTHER, THIRD]
+    [stream] = w.server.seen
+    assert stream.request.headers["accept"] == "text/event-stream"
+    assert asked_ids(stream) == [JOB_ID, OTHER, THIRD]
+
+
+async def test_a_stream_that_ends_early_is_followed_by_one_for_the_jobs_left(make: Make) -> None:
+    w = make(
+        script(sse(job("error", id=OTHER)), sse(job("completed", id=JOB_ID), job("completed", id=THIRD)))
+    )
+    finished = await w.api.as_completed([JOB_ID, OTHER, THIRD])
+    assert [j.id for j in finished] == [OTHER, JOB_ID, THIRD], "in the order they finished"
+    first, second = w.server.seen
+    assert asked_ids(first) == [JOB_ID, OTHER, THIRD]
+    assert asked_ids(second) == [JOB_ID, THIRD], "only the jobs still pending"
+
+
+async def test_a_server_that_answers_batches_whole_is_long_polled(make: Make) -> None:
+    """An older vtrans (or any server without the stream) answers the same request as a held
+    long-poll in JSON: the client takes it, and long-polls from then on."""
+    first = {"items": [job("completed", id=OTHER)], "pending": 1}
+    second = {"items": [job("completed", id=JOB_ID)], "pending": 0}
+    held = {"Preference-Applied": "wait=30"}
+    w = make(script(ok(first, headers=held), ok(second, headers=held)))
+    jobs = await w.api.wait_many([JOB_ID, OTHER])
+    assert [j.id for j in jobs] == [JOB_ID, OTHER]
+    opened, polled = w.server.seen
+    assert opened.request.headers["accept"] == "text/event-stream"
+    assert "accept" not in polled.request.headers or polled.request.headers["accept"] != "text/event-stream"
+    assert polled.request.headers["prefer"] == "wait=30"
+    assert asked_ids(polled) == [JOB_ID]
+
+
+async def test_a_server_without_batches_has_each_job_polled(make: Make) -> None:
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if request.url.path == "/v1/jobs/wait":
+            return problem(404, "There is no resource at /v1/jobs/wait.")
+        job_id = request.url.path.rsplit("/", 1)[1]
+        return ok(job("completed" if at >= 1 else "pending", id=job_id))
+
+    w = make(answer, poll=SCHEDULE)
+    jobs = await w.api.wait_many([JOB_ID, OTHER])
+    assert [j.result for j in jobs] == ["completed", "completed"]
+    paths = [s.request.url.path for s in w.server.seen]
+    assert paths[0] == "/v1/jobs/wait"
+    assert paths.count("/v1/jobs/wait") == 1, "asked once, then polled each"
+    assert {p for p in paths[1:]} == {f"/v1/jobs/{JOB_ID}", f"/v1/jobs/{OTHER}"}

@@ -234,7 +234,7 @@ class AsyncClient(ClientBase):
             with bounded(exchange.deadline):
                 response = await self._http.send(exchange.request, stream=True)
                 streams.push_async_callback(response.aclose)
-                if response.status_code != 200:
+                if not core.is_event_stream(response):
                     await response.aread()
                     return response, _no_events()
             return response, aevents(response, exchange.deadline)

@@ -91,10 +91,16 @@ class Emit:
 @dataclass(frozen=True)
 class OpenStream:
     """Open a Server-Sent Events stream, closing the one open before; the flow receives the
-    response (its body read unless it is a 200 stream) or the transport exception. The driver
-    closes the stream when the flow ends."""
+    response (its body read unless it is an event stream: see :func:`is_event_stream`) or the
+    transport exception. The driver closes the stream when the flow ends."""
 
     send: Send
+
+
+def is_event_stream(response: httpx2.Response) -> bool:
+    """Whether an answer to :class:`OpenStream` is a stream of events to read (else a whole answer)."""
+    content_type = response.headers.get("content-type", "")
+    return response.status_code == 200 and content_type.startswith("text/event-stream")
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,7 @@ class Client(ClientBase):
             with bounded(exchange.deadline):
                 response = self._http.send(exchange.request, stream=True)
                 streams.callback(response.close)
-                if response.status_code != 200:
+                if not core.is_event_stream(response):
                     response.read()
                     return response, iter(())
             return response, events(response, exchange.deadline)

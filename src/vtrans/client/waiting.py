@@ -30,11 +30,12 @@ from vtrans.client.core import (
     cancel,
     check,
     decode,
+    is_event_stream,
     job_path,
     report,
     with_deadline,
 )
-from vtrans.client.errors import JobFailed, ProtocolError, TransportError, VtransError, WaitTimeout
+from vtrans.client.errors import APIError, JobFailed, ProtocolError, TransportError, VtransError, WaitTimeout
 from vtrans.client.hooks import WaitDetails, WaitResult
 from vtrans.client.memory import Created
 from vtrans.client.policy import Poller
@@ -363,46 +364,143 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
 
 
 def _wait_many(track: Tracker, ids: list[str]) -> Flow[list[Job]]:
+    """One request at a time for all the jobs: an event stream of each as it finishes where the
+    server has one (its work and bytes in proportion to the jobs, once), else held polls of the
+    pending ones; where the server has no batch route at all, each job is polled in turn."""
     settings = track.settings
     clock, poller = settings.clock, track.poller()
     pending, finished = dict.fromkeys(ids), dict[str, Job]()
+    streams, batches = True, True
     while pending:
         sent = clock.now()
         hold = poller.hold(sent)
-        headers = {"Content-Type": "application/json", **_prefer(hold)}
-        body = msgspec.json.encode(JobsWait(ids=list(pending)))
-        send = Send(
-            "POST",
-            "/v1/jobs/wait",
-            headers=headers,
-            content=body,
-            timeout=hold + settings.timeout if hold else None,
-        )
         try:
-            reply = yield from call(send, _parse_batch, settings, track.counter, track.deadline)
+            if not batches:
+                yield from _poll_each(track, pending, finished)
+                answered, applied = False, None
+            elif streams:
+                answer = yield from _batch_stream(track, pending, finished, hold)
+                if answer is None:
+                    continue  # the stream ended before the jobs: open another for those left
+                streams = False  # the server answered the batch whole: it has no stream of them
+                answered, applied = yield from _take_batch(answer, pending, finished)
+            else:
+                send = _batch_send(pending, hold, settings.timeout, stream=False)
+                answer = yield from call(send, lambda r: r, settings, track.counter, track.deadline)
+                answered, applied = yield from _take_batch(answer, pending, finished)
+        except APIError as exc:
+            if not batches or not _no_batches(exc):
+                raise
+            batches = False  # no POST /v1/jobs/wait here: poll each job
+            continue
         except TRANSIENT as exc:
             if track.expired():
                 raise track.timeout(list(pending)) from exc
             raise
-        result, applied = reply
-        for job in sorted(result.items, key=_finished_at):
-            if job.id in pending:
-                del pending[job.id]
-                finished[job.id] = job
-                yield Emit(job)
         if not pending:
             break
         now = clock.now()
         if track.expired():
             raise track.timeout(list(pending))
         held = now - sent if applied is not None else None
-        delay = 0.0 if result.items else poller.next_delay(now, None, held, applied)
+        delay = 0.0 if answered else poller.next_delay(now, None, held, applied)
         if delay > 0:
             yield Sleep(delay)
     log.info(
         "%s finished after %.1fs: %d requests", track.name, clock.now() - track.start, track.counter.requests
     )
     return [finished[job_id] for job_id in ids]
+
+
+def _no_batches(exc: APIError) -> bool:
+    """Whether a refusal of ``POST /v1/jobs/wait`` says the server has no such route (rather than
+    no such job: a vtrans service names the jobs it does not know)."""
+    if exc.status == 405:
+        return True
+    problem = exc.problem.type if exc.problem is not None else ""
+    return exc.status == 404 and not problem.endswith(":job-not-found")
+
+
+def _batch_send(pending: dict[str, None], hold: int, timeout: float, *, stream: bool) -> Send:
+    headers = {"Content-Type": "application/json", **_prefer(hold)}
+    if stream:
+        headers["Accept"] = "text/event-stream"
+    body = msgspec.json.encode(JobsWait(ids=list(pending)))
+    if stream:  # it lasts until the jobs end (or the deadline): only a silent one is broken off
+        return Send("POST", "/v1/jobs/wait", headers=headers, content=body, timeout=math.inf, idle=60.0)
+    return Send(
+        "POST", "/v1/jobs/wait", headers=headers, content=body, timeout=hold + timeout if hold else None
+    )
+
+
+def _batch_stream(
+    track: Tracker, pending: dict[str, None], finished: dict[str, Job], hold: int
+) -> Flow[httpx2.Response | None]:
+    """Follow one stream of the pending jobs, taking each as it finishes. Returns ``None`` when
+    the stream ends (every job done, or its lifetime: open another), or the answer of a server
+    that sent the batch whole instead (it holds it as a long-poll: ``hold``)."""
+    settings = track.settings
+    send = _batch_send(pending, hold, settings.timeout, stream=True)
+    if track.deadline is not None:
+        send = with_deadline(send, settings, track.deadline)
+    while True:
+        track.counter.requests += 1
+        sent = settings.clock.now()
+        reply = yield OpenStream(send)
+        report(settings, track.counter, send, sent, reply)
+        try:
+            response = check(reply, send)
+            if not is_event_stream(response):
+                return response
+            while pending:
+                event = yield NextEvent()
+                if event is None:
+                    return None
+                if isinstance(event, httpx2.TransportError):
+                    raise TransportError(
+                        f"the event stream of {len(pending)} jobs broke: {event!r}"
+                    ) from event
+                if event.event != "done":
+                    continue
+                job = _event_job(event)
+                track.counter.answered(settings.clock.now())
+                if job.id in pending:
+                    del pending[job.id]
+                    finished[job.id] = job
+                    yield Emit(job)
+                if track.expired():
+                    raise track.timeout(list(pending))
+            return None
+        except TRANSIENT as exc:
+            if track.expired():
+                raise track.timeout(list(pending)) from exc
+            yield from backoff(settings, track.counter, send, sent, reply, exc, track.deadline)
+            track.counter.retries += 1
+
+
+def _take_batch(
+    answer: httpx2.Response, pending: dict[str, None], finished: dict[str, Job]
+) -> Flow[tuple[bool, float | None]]:
+    """Take the finished jobs of a whole batch answer; whether there were any, and the hold the
+    server applied."""
+    result, applied = _parse_batch(answer)
+    for job in sorted(result.items, key=_finished_at):
+        if job.id in pending:
+            del pending[job.id]
+            finished[job.id] = job
+            yield Emit(job)
+    return bool(result.items), applied
+
+
+def _poll_each(track: Tracker, pending: dict[str, None], finished: dict[str, Job]) -> Flow[None]:
+    """One round of plain polls, one per pending job (a server with no batch route)."""
+    for job_id in list(pending):
+        send = Send("GET", job_path(job_id))
+        job = yield from call(send, decode(Job), track.settings, track.counter, track.deadline)
+        if job.done:
+            del pending[job_id]
+            finished[job_id] = job
+            yield Emit(job)
 
 
 def _finished_at(job: Job) -> float:

@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import heapq
 import logging
+import math
 import random
 import time
 import uuid
@@ -34,7 +35,7 @@ from vtrans.server.outbox import Outbox
 from vtrans.server.simulation import State, state_at
 from vtrans.server.stores import Delivery, NewJob, Store, StoredJob
 from vtrans.server.tenants import Secrets, Tenants
-from vtrans.server.wakeups import Wakeups
+from vtrans.server.wakeups import Wakeups, Watch
 from vtrans.server.wire import to_wire
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,42 @@ class Event(NamedTuple):
     kind: str
     id: str
     view: View | None
+
+
+class Watched:
+    """The jobs a request waits on, by when each ends: what is finished at a time costs in
+    proportion to it, not to the jobs (a heap of ends, from which moved ones are dropped lazily)."""
+
+    def __init__(self, jobs: dict[str, StoredJob]) -> None:
+        self.jobs = jobs
+        self._ends = [(job.timeline.ends_at, job_id) for job_id, job in jobs.items()]
+        heapq.heapify(self._ends)
+
+    def update(self, fresh: dict[str, StoredJob]) -> None:
+        """Take the jobs read again (a cancellation moves an end earlier)."""
+        for job_id, job in fresh.items():
+            if job_id in self.jobs and job.timeline.ends_at != self.jobs[job_id].timeline.ends_at:
+                heapq.heappush(self._ends, (job.timeline.ends_at, job_id))
+            if job_id in self.jobs:
+                self.jobs[job_id] = job
+
+    def next_end(self) -> float:
+        """When the next watched job ends (``inf`` if none is left)."""
+        while self._ends:
+            end, job_id = self._ends[0]
+            job = self.jobs.get(job_id)
+            if job is not None and job.timeline.ends_at == end:
+                return end
+            heapq.heappop(self._ends)  # finished already, or its end moved
+        return math.inf
+
+    def finished(self, now: float) -> list[StoredJob]:
+        """Take out the jobs finished at ``now``, in the order they ended."""
+        done = []
+        while self.next_end() <= now:
+            _, job_id = heapq.heappop(self._ends)
+            done.append(self.jobs.pop(job_id))
+        return done
 
 
 def new_job_id() -> str:
@@ -217,8 +254,9 @@ class Service:
         job = await self.find(job_id, tenant=tenant)
         if wait is None:
             return self.view(job)
-        held, jobs = await self._hold({job.id: job}, wait, gone)
-        return self.view(jobs[job.id], held)
+        watched = Watched({job.id: job})
+        held = await self._hold(watched, wait, gone)
+        return self.view(watched.jobs[job.id], held)
 
     async def status(
         self,
@@ -244,49 +282,78 @@ class Service:
     ) -> tuple[list[View], int, float | None]:
         """The finished jobs among ``job_ids`` and how many are pending; with ``wait``, once one
         is finished or after ``wait`` seconds (capped). Also returns the hold applied."""
+        watched = Watched(await self._owned(job_ids, tenant))
+        finished, held = watched.finished(self.clock()), None
+        if not finished and wait is not None:
+            held = await self._hold(watched, wait, gone)
+            finished = watched.finished(self.clock())
+        return [self.view(job) for job in finished], len(watched.jobs), held
+
+    async def watch_many(self, job_ids: list[str], *, tenant: str) -> AsyncIterator[Event]:
+        """Check the jobs, then the events of one stream over all of them: ``done`` for each as
+        it finishes (id: the job's), ``keepalive`` when idle, and the end once all are done (or
+        ``reconnect`` at the stream's lifetime: ask again for those still pending). Its work is in
+        proportion to the jobs, once: each finishing job costs one event."""
+        jobs = await self._owned(job_ids, tenant)
+        self._room_to_wait()
+        return self._watch_many(Watched(jobs))
+
+    async def _watch_many(self, watched: Watched) -> AsyncIterator[Event]:
+        cfg = self.config.stream
+        started = last_write = self.clock()
+        with self.wakeups.watch(list(watched.jobs)) as watch:
+            watch.everything = True
+            while True:
+                await self._refresh(watched, watch)
+                now = self.clock()
+                for job in watched.finished(now):
+                    yield Event("done", job.id, self.view(job))
+                    last_write = now
+                if not watched.jobs:
+                    return
+                if now - started >= cfg.max_lifetime or self.draining:
+                    yield Event("reconnect", "", None)
+                    return
+                if now - last_write >= cfg.keepalive:
+                    yield Event("keepalive", "", None)
+                    last_write = now
+                until = min(watched.next_end(), last_write + cfg.keepalive, started + cfg.max_lifetime)
+                await watch.sleep(until - now)
+
+    async def _owned(self, job_ids: list[str], tenant: str) -> dict[str, StoredJob]:
+        """The jobs, by id, once each id is well-formed and the tenant's (else the problem)."""
         ids = list(dict.fromkeys(job_ids))
         for job_id in ids:
             check_id(job_id)
         found = await self.jobs.get_many(ids)
-        if len(found) < len(ids) or any(job.tenant != tenant for job in found.values()):
-            missing = [job_id for job_id in ids if job_id not in found or found[job_id].tenant != tenant]
+        missing = [job_id for job_id in ids if job_id not in found or found[job_id].tenant != tenant]
+        if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise NotFound("job-not-found", f"There is no job with id {shown}.")
-        held = None
-        if wait is not None:
-            held, found = await self._hold(found, wait, gone)
-        views = [self.view(job) for job in found.values()]
-        done = [v for v in views if v.state.result != "pending"]
-        return done, len(views) - len(done), held
+        return found
 
-    async def _hold(
-        self, jobs: dict[str, StoredJob], wait: float, gone: asyncio.Future[Any] | None
-    ) -> tuple[float, dict[str, StoredJob]]:
-        """Hold until one of ``jobs`` is finished, ``wait`` seconds (capped by ``max_wait``) pass,
-        or ``gone`` is done. Work per wake is in proportion to what changed, not to the jobs."""
+    async def _refresh(self, watched: Watched, watch: Watch) -> None:
+        """Read again the watched jobs that changed other than by their timelines."""
+        changed, everything = watch.take()
+        ids = list(watched.jobs) if everything else [job_id for job_id in changed if job_id in watched.jobs]
+        if ids:
+            watched.update(await self.jobs.get_many(ids))
+
+    async def _hold(self, watched: Watched, wait: float, gone: asyncio.Future[Any] | None) -> float:
+        """Hold until one of the watched jobs is finished, ``wait`` seconds (capped by
+        ``max_wait``) pass, or ``gone`` is done; return the hold applied. Work per wake is in
+        proportion to what changed, not to the jobs."""
         self._room_to_wait()
         applied = min(wait, self.config.max_wait)
         deadline = self.clock() + applied
-        ends = [(job.timeline.ends_at, job_id) for job_id, job in jobs.items()]
-        heapq.heapify(ends)
-        with self.wakeups.watch(jobs.keys()) as watch:
+        with self.wakeups.watch(list(watched.jobs)) as watch:
             watch.everything = True  # read again now that changes are watched: none slips between
             while True:
-                changed, everything = watch.take()
-                if everything:
-                    changed = set(jobs)
-                if changed:
-                    fresh = await self.jobs.get_many(sorted(changed))
-                    for job_id, job in fresh.items():
-                        if job.timeline.ends_at != jobs[job_id].timeline.ends_at:
-                            heapq.heappush(ends, (job.timeline.ends_at, job_id))
-                        jobs[job_id] = job
-                while ends[0][0] != jobs[ends[0][1]].timeline.ends_at:
-                    heapq.heappop(ends)  # an end that a cancellation moved earlier
+                await self._refresh(watched, watch)
                 now = self.clock()
-                until = min(deadline, ends[0][0])
+                until = min(deadline, watched.next_end())
                 if now >= until or self.draining or (gone is not None and gone.done()):
-                    return applied, jobs
+                    return applied
                 await watch.sleep(until - now, gone)
 
     def _room_to_wait(self) -> None:

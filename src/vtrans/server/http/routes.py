@@ -108,9 +108,13 @@ async def cancel_job(request: Request) -> Response:
 
 
 async def wait_jobs(request: Request) -> Response:
-    """Many jobs at once: the finished ones among ``ids``; with ``Prefer: wait``, held until one is."""
+    """Many jobs at once: the finished ones among ``ids``; with ``Prefer: wait``, held until one is.
+    With ``Accept: text/event-stream``, one stream of a ``done`` event per job as each finishes."""
     service, tenant = _service(request), _tenant(request)
     spec = _decode(await _read_body(request, service.config.max_body_bytes), JobsWait, request)
+    if b"text/event-stream" in (_raw_header(request, b"accept") or b""):
+        events = await service.watch_many(spec.ids, tenant=tenant)
+        return EventStream(frames(events, service.config.stream.retry_ms), service.config.stream.send_timeout)
     with _held(request) as (wait, gone):
         done, pending, held = await service.wait_many(spec.ids, tenant=tenant, wait=wait, gone=gone)
     body = JobsWaitResult(items=[view.wire() for view in done], pending=pending)
