@@ -36,9 +36,10 @@ from rich.console import Console
 from rich.text import Text
 
 from vtrans import __version__
-from vtrans.cli.display import ICONS, error, job_bars, make_console, setup_logging, short_id, summary
+from vtrans.cli.display import ICONS, error, job_bars, make_console, setup_logging, summary
 from vtrans.cli.errors import EXIT_CODES_HELP, Exit, describe, exit_code
 from vtrans.cli.serve import serve
+from vtrans.cli.words import short_id
 from vtrans.client import TRANSPORTS, Client, JobFailed, RetryPolicy, Transport, VtransError, WaitTimeout
 from vtrans.protocol import Job, Simulate, Status
 

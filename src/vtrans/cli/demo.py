@@ -30,8 +30,9 @@ from rich.table import Table
 from rich.text import Text
 
 from vtrans import __version__
-from vtrans.cli.display import ICONS, NOTES, JobBars, error, fmt_duration, fmt_length, short_id
+from vtrans.cli.display import ICONS, NOTES, JobBars, error
 from vtrans.cli.errors import Exit, describe
+from vtrans.cli.words import fmt_duration, fmt_length, short_id
 from vtrans.client import AsyncClient, Transport, VtransError
 from vtrans.protocol import Job, Simulate
 
