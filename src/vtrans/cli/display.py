@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.progress_bar import ProgressBar
 from rich.text import Text
 
+from vtrans.cli.link import Link, describe_link
 from vtrans.cli.words import (
     clock_time,
     fmt_countdown,
@@ -143,7 +144,8 @@ class _Percent(ProgressColumn):
 
 
 class _State(ProgressColumn):
-    """Pending: the service's estimate, counting down between polls. Done: the outcome."""
+    """Pending: the service's estimate, counting down between answers, or what is wrong with the
+    connection (the countdown stops meanwhile). Done: the outcome."""
 
     def render(self, task: Task) -> Text:
         result = task.fields.get("result", "pending")
@@ -152,6 +154,9 @@ class _State(ProgressColumn):
         if result == "completed":
             took = task.fields.get("took")
             return Text("completed" + (f" in {fmt_duration(took)}" if took is not None else ""), "green")
+        link: Link | None = task.fields.get("link")
+        if link is not None and link.trouble:
+            return Text(describe_link(link), "yellow")
         due: float | None = task.fields.get("due")
         if due is None:
             return Text(task.fields.get("note") or "waiting…", "dim")
@@ -204,6 +209,10 @@ class JobBars:
         )
         self._tasks: dict[str, TaskID] = {}
         self._pulsing: set[str] = set()
+        #: Per row: when the estimate says the job ends (``time.monotonic()``), and since when its
+        #: countdown is stopped because the connection is in trouble.
+        self._due: dict[str, float | None] = {}
+        self._paused: dict[str, float] = {}
 
     def __enter__(self) -> JobBars:
         self.progress.start()
@@ -235,17 +244,34 @@ class JobBars:
         if job.done and (job.result == "completed" or completed is None):
             completed = 100.0  # a full bar: green, or red for a failure of unknown progress
         total = 100.0 if job.done or key not in self._pulsing else None
+        due = self._due[key] = None if left is None else time.monotonic() + left
+        self._paused.pop(key, None)  # an answer: the connection works
         self.progress.update(
             task,
             total=total,
             completed=completed,
             result=job.result,
-            due=None if left is None else time.monotonic() + left,
+            due=due,
+            link=None,
             code=job.error.code if job.error else None,
             took=server_duration(job),
         )
         if job.done:
             self.progress.stop_task(task)
+
+    def set_link(self, key: str, link: Link) -> None:
+        """Show the connection's trouble on the row ``key`` instead of the estimate, whose
+        countdown stops until the connection is back (a new estimate replaces it then)."""
+        if key not in self._tasks:
+            return
+        now, due = time.monotonic(), self._due.get(key)
+        if link.trouble:
+            self._paused.setdefault(key, now)
+        elif key in self._paused:
+            paused_at = self._paused.pop(key)
+            if due is not None:
+                due = self._due[key] = due + (now - paused_at)
+        self.progress.update(self._tasks[key], link=link, due=due)
 
     def updater(self, key: str) -> Callable[[Job], None]:
         """A callback for ``wait(on_progress=...)`` that updates the row ``key``."""
@@ -271,12 +297,40 @@ NOTES = {
 }
 
 
+def first_note(transport: str, url: str) -> str:
+    """What a row says before the first answer: where the client is connecting, and how."""
+    if transport == "sse":
+        return f"connecting to {url}…"
+    if transport == "poll":
+        return f"polling {url}…"
+    return f"waiting on {url} (held)…"
+
+
 @contextmanager
 def job_bars(
-    console: Console, key: str, label: str, *, has_progress: bool, transport: str, disable: bool
+    console: Console, key: str, label: str, *, has_progress: bool, transport: str, url: str, disable: bool
 ) -> Iterator[JobBars]:
     """One transient bar for one wait (nothing at all with ``disable``, or when not a terminal)."""
     with JobBars(console, disable=disable) as bars:
-        note = NOTES.get(transport, "waiting…") if has_progress else "no estimate on GET /status"
+        note = first_note(transport, url) if has_progress else f"GET {url}/status (no estimate there)…"
         bars.add(key, label, has_progress=has_progress, note=note)
         yield bars
+
+
+class LinkLines:
+    """Where no status line is drawn (not a terminal): one line on ``console`` when a connection
+    that worked is lost, and one when the service answers again. A listener of
+    :class:`~vtrans.cli.link.LinkWatch`."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lost_at: float | None = None
+
+    def __call__(self, key: str, link: Link) -> None:
+        if link.phase == "lost" and self.lost_at is None:
+            self.lost_at = time.monotonic()
+            self.console.print(f"connection to {link.url} lost ({link.cause}): retrying", style="yellow")
+        elif not link.trouble and self.lost_at is not None:
+            back_after = fmt_duration(time.monotonic() - self.lost_at)
+            self.lost_at = None
+            self.console.print(f"{link.url} answered again after {back_after}", style="dim")
