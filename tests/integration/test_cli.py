@@ -81,6 +81,7 @@ def test_submit_wait_prints_the_id_then_the_outcome(shared_service: ServiceProce
         (("submit", "-l", "es", "--video-seconds", "5", "--timeout", "3"), "only apply with --wait"),
         (("wait", "not/an/id"), "not a job id"),
         (("wait", "--cancel-on-timeout"), "needs a JOB_ID"),
+        (("jobs", "--limit", "0"), "--limit"),
         (("status", "--bogus"), "--bogus"),
     ],
 )
@@ -105,6 +106,7 @@ def test_a_video_too_long_is_refused_in_words_before_any_request() -> None:
     [
         (("wait", "nonsense"), "'nonsense' is not a job id"),  # 400, from the service
         (("status", "nonsense"), "'nonsense' is not a job id"),
+        (("cancel", "nonsense"), "'nonsense' is not a job id"),
         (("submit", "-l", "xx", "--video-seconds", "10"), "Unknown language 'xx'"),  # 422
     ],
 )
@@ -331,6 +333,75 @@ def test_ctrl_c_exits_130(shared_service: ServiceProcess, wait_until: Any) -> No
     assert stdout == ""
     assert "Traceback" not in stderr
     assert stderr.strip() == "interrupted: a job already submitted keeps running on the service"
+
+
+# --- cancel and jobs ------------------------------------------------------------------------------
+
+
+def test_cancel_a_pending_job(shared_service: ServiceProcess) -> None:
+    job_id = submit(shared_service, "--duration", "60")
+    result = vtrans("cancel", job_id, "--url", shared_service.url)
+    assert result.returncode == 0, result.stderr
+    assert job_id in result.stdout
+    assert "cancelled" in result.stdout
+    again = vtrans("cancel", job_id, "--url", shared_service.url, "--json")
+    assert again.returncode == 0, again.stderr  # a cancelled job may be cancelled again
+    job = as_json(again)
+    assert (job["id"], job["result"], job["error"]["code"]) == (job_id, "error", "cancelled")
+    status = vtrans("status", job_id, "--url", shared_service.url, "--json")
+    assert as_json(status)["error"]["code"] == "cancelled"
+
+
+def test_cancel_a_finished_job_exits_2_and_an_unknown_one_4(shared_service: ServiceProcess) -> None:
+    job_id = submit(shared_service, "--duration", "0")
+    finished = vtrans("cancel", job_id, "--url", shared_service.url)
+    assert finished.returncode == 2
+    assert "already ended" in error_line(finished)
+    unknown = vtrans("cancel", UNKNOWN_JOB, "--url", shared_service.url)
+    assert unknown.returncode == 4
+    assert UNKNOWN_JOB in error_line(unknown)
+
+
+def test_jobs_lists_the_newest_first(service: ServiceProcess) -> None:
+    done = submit(service, "--duration", "0")
+    failed = submit(service, "--duration", "0", "--outcome", "error")
+    pending = submit(service, "--duration", "60")
+
+    table = vtrans("jobs", "--url", service.url)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if JOB_ID.match(line.split(" ")[0])]
+    ours = [row.split()[0] for row in rows if row.split()[0] in (done, failed, pending)]
+    assert ours == [pending, failed, done]
+    by_id = {row.split()[0]: row for row in rows}
+    assert "pending" in by_id[pending]
+    assert "left" in by_id[pending]  # the estimate
+    assert "error" in by_id[failed]
+    assert "completed" in by_id[done]
+
+    lines = vtrans("jobs", "--url", service.url, "--json", "--limit", "2")
+    assert lines.returncode == 0, lines.stderr
+    jobs = [json.loads(line) for line in lines.stdout.splitlines()]  # JSON Lines: one job per line
+    assert [job["id"] for job in jobs] == [pending, failed]
+
+    errors = vtrans("jobs", "--url", service.url, "--json", "--result", "error")
+    assert [json.loads(line)["id"] for line in errors.stdout.splitlines()] == [failed]
+
+
+def test_jobs_pages_through_more_than_a_page(service: ServiceProcess) -> None:
+    made = {submit(service, "--duration", "0") for _ in range(3)}
+    with httpx2.Client(base_url=service.url) as http:
+        total = len(http.get("/v1/jobs", params={"limit": 100}).json()["items"])
+    result = vtrans("jobs", "--url", service.url, "--json", "--limit", str(total))
+    listed = [json.loads(line)["id"] for line in result.stdout.splitlines()]
+    assert len(listed) == total
+    assert made <= set(listed)
+
+
+def test_jobs_on_an_empty_list_says_so(service: ServiceProcess) -> None:
+    result = vtrans("jobs", "--url", service.url, "--result", "error")  # the error rate is 0
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "no error jobs" in result.stderr
 
 
 # --- demo -----------------------------------------------------------------------------------------

@@ -1,17 +1,19 @@
 """The ``vtrans`` commands. The connection flags, and every ``serve`` flag, also read ``VTRANS_*``
 environment variables.
 
-``submit``, ``status`` and ``wait`` are thin shells over :class:`vtrans.Client`
+``submit``, ``status``, ``wait``, ``cancel`` and ``jobs`` are thin shells over :class:`vtrans.Client`
 (see :mod:`vtrans.cli.session`): they print what it returns and turn what it raises into an exit
 status and one line on stderr (never a traceback); the exit codes are in :mod:`vtrans.cli.errors`.
 ``serve`` runs the service; ``demo`` runs both, see :mod:`vtrans.cli.demo`.
 
 With ``--json`` the job is printed as JSON on stdout whatever its result (the exit status still
-says how it ended). Progress bars, logs and errors always go to stderr.
+says how it ended); ``jobs --json`` prints one job per line (JSON Lines). Progress bars, logs and
+errors always go to stderr.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -23,10 +25,12 @@ from rich.text import Text
 from vtrans import __version__
 from vtrans.cli.display import (
     ICONS,
+    WIDE,
     JobBars,
     LinkLines,
     error,
     job_bars,
+    jobs_table,
     make_console,
     setup_logging,
     summary,
@@ -37,7 +41,7 @@ from vtrans.cli.serve import serve
 from vtrans.cli.session import Session, client_command
 from vtrans.cli.words import fmt_length, short_id
 from vtrans.client import TRANSPORTS, Client, JobFailed, Transport, WaitTimeout
-from vtrans.protocol import MAX_VIDEO_SECONDS, Job, Simulate, Status
+from vtrans.protocol import MAX_VIDEO_SECONDS, RESULTS, Job, Simulate, Status
 
 transport_option = click.option(
     "--transport",
@@ -61,6 +65,7 @@ def timeout_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., An
   vtrans serve                           # the service, on http://127.0.0.1:8000
   ID=$(vtrans submit --language es --video-seconds 90)
   vtrans wait "$ID"                      # a live progress bar, then the outcome
+  vtrans jobs                            # the latest jobs, newest first
   vtrans demo                            # all of it, on a temporary service
 
 {EXIT_CODES_HELP}
@@ -304,6 +309,49 @@ def wait(
             as_json=as_json,
             quiet=quiet,
         )
+
+
+@cli.command()
+@click.argument("job_id", callback=_job_id)
+@click.option("--json", "as_json", is_flag=True, help="Print the cancelled job as JSON.")
+@client_command
+def cancel(session: Session, job_id: str, as_json: bool) -> int:
+    """Cancel a pending job: it ends as error with code 'cancelled'.
+
+    Exit 0 once it is cancelled (cancelling it again is fine); 2 if it had already ended
+    otherwise; 4 if there is no such job.
+    """
+    with session.client() as client, session.calling():
+        job = client.cancel(job_id)
+    if as_json:
+        _echo_json(job)
+    else:
+        session.out.print(summary(job))
+    return Exit.COMPLETED
+
+
+@cli.command()
+@click.option("--result", type=click.Choice(sorted(RESULTS)), help="Only the jobs with this result.")
+@click.option("--limit", default=20, type=click.IntRange(1, 10_000), help="At most this many jobs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job and per line (JSON Lines).")
+@client_command
+def jobs(
+    session: Session, result: Literal["pending", "completed", "error"] | None, limit: int, as_json: bool
+) -> int:
+    """List the latest jobs, newest first: a table, or JSON Lines with --json."""
+    with session.client() as client, session.calling():
+        listed = list(itertools.islice(client.jobs(result, page_size=min(limit, 100)), limit))
+    if as_json:
+        for job in listed:
+            _echo_json(job)
+    elif listed:
+        if not session.out.is_terminal:
+            session.out.width = WIDE  # a log or a file: one line per job, however long
+        session.out.print(jobs_table(listed))
+    else:
+        which = f"{result} " if result else ""
+        session.err.print(f"no {which}jobs on {session.url}", style="dim")
+    return Exit.COMPLETED
 
 
 @cli.command()

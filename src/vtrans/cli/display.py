@@ -1,4 +1,4 @@
-"""How the command line looks: consoles, logging, job summaries and live progress bars.
+"""How the command line looks: consoles, logging, job summaries, tables of jobs and live progress bars.
 
 Results go to stdout, everything else (progress, errors, logs) to stderr, so
 ``ID=$(vtrans submit ...)`` and ``vtrans wait --json ... | jq`` work. Rich drops the colours and
@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TimeElapsedColumn
 from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from vtrans.cli.link import Link, describe_link
@@ -34,6 +36,8 @@ from vtrans.protocol import Job
 
 #: Width used when the output is not a terminal (a CI log or a file): wide enough for the tables.
 LOG_WIDTH = 100
+#: Width for a table whose rows should never wrap when the output is not a terminal.
+WIDE = 240
 STYLES = {"pending": "cyan", "completed": "green", "error": "red"}
 ICONS = {"completed": "✓", "error": "✗"}
 
@@ -334,3 +338,41 @@ class LinkLines:
             back_after = fmt_duration(time.monotonic() - self.lost_at)
             self.lost_at = None
             self.console.print(f"{link.url} answered again after {back_after}", style="dim")
+
+
+# --- many jobs ---------------------------------------------------------------------------------
+
+
+def jobs_table(jobs: list[Job], now: datetime | None = None) -> Table:
+    """Jobs as a table, in the order given: id, result, language, video, when created, and what
+    matters for the result (its progress and the estimate, how long it took, its error code)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("job", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("lang", no_wrap=True)
+    table.add_column("video", justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("details")
+    for job in jobs:
+        details: list[str] = []
+        if job.result == "pending":
+            if job.progress is not None:
+                details.append(f"{job.progress:.0%}")
+            left = seconds_left(job, now)
+            if left is not None:
+                details.append(f"about {fmt_countdown(left)} left" if left > 0 else "any moment now")
+        else:
+            if job.error is not None:
+                details.append(job.error.code)
+            took = server_duration(job)
+            if took is not None:
+                details.append(f"took {fmt_duration(took)}")
+        table.add_row(
+            job.id or "?",
+            Text(job.result, style=STYLES[job.result]),
+            job.language or "—",
+            "—" if job.video_seconds is None else fmt_length(job.video_seconds),
+            "—" if job.created_at is None else clock_time(job.created_at),
+            " · ".join(details),
+        )
+    return table

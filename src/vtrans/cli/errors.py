@@ -3,7 +3,8 @@
 =====  ==========================================================================================
 code   meaning
 =====  ==========================================================================================
-0      done: the job completed (``status``: it is pending or completed)
+0      done: the job completed (``status``: it is pending or completed; ``cancel``: it is
+       cancelled; ``jobs``: the list is printed)
 1      the job ended in ``error`` (its code and message are printed)
 2      usage error or request refused: a bad flag or argument, or the service refused the request
        (400/422: a malformed id, an unknown language, a video too long; 401/403: the API key;
@@ -56,7 +57,8 @@ class Exit(enum.IntEnum):
 #: The table above, as the group's ``--help`` shows it (``\b`` keeps click from rewrapping it).
 EXIT_CODES_HELP = """\b
 Exit codes:
-    0  done: the job completed (status: pending or completed)
+    0  done: the job completed (status: pending or completed;
+       cancel: cancelled; jobs: listed)
     1  the job ended in error (its code and message are printed)
     2  usage error, or the service refused the request (400/422: a
        malformed id, an unknown language, a video too long; 401/403:
