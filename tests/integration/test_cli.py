@@ -1,75 +1,31 @@
 """The command line as a user runs it: ``python -m vtrans ...`` processes against a real service.
 
-Each exit code of ``vtrans --help`` is checked here: 0 completed, 1 the job failed, 2 usage,
-3 timed out, 4 not found, 5 the service could not be reached or refused. No output ever
-carries a traceback.
+Each row of the exit-code table (``vtrans --help``, the README) has a test here: 0 completed,
+1 the job failed, 2 usage or a refused request, 3 timed out, 4 not found, 5 unreachable or
+garbage, 6 ``serve`` could not start, 130 interrupted. No output ever carries a traceback, and
+every error is one line on stderr. The status line during an outage: ``test_cli_outage.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
+import signal
 import subprocess
-import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 import pytest
+
+from cli_helpers import JOB_ID, UNKNOWN_JOB, VTRANS, as_json, clean_env, error_line, submit, vtrans
+from conftest import free_port
 
 if TYPE_CHECKING:
     from conftest import ServiceFactory, ServiceProcess
 
 pytestmark = pytest.mark.integration
-
-JOB_ID = re.compile(r"^job_[0-9a-f]{32}$")
-UNKNOWN_JOB = "job_" + "0" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def vtrans(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
-) -> subprocess.CompletedProcess[str]:
-    """Run the command line in a clean environment (no ``VTRANS_*`` of the developer's shell)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("VTRANS_")}
-    environ.update(env or {})
-    result = subprocess.run(
-        [sys.executable, "-m", "vtrans", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environ,
-        stdin=subprocess.DEVNULL,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def submit(svc: ServiceProcess, *args: str) -> str:
-    result = vtrans("submit", "--url", svc.url, "--language", "es", "--video-seconds", "90", *args)
-    assert result.returncode == 0, result.stderr
-    job_id = result.stdout.strip()
-    assert JOB_ID.match(job_id), result.stdout
-    return job_id
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(result.stdout)
-    return body
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line a failure prints on stderr."""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 # --- submit -------------------------------------------------------------------------------------
@@ -117,14 +73,76 @@ def test_submit_wait_prints_the_id_then_the_outcome(shared_service: ServiceProce
     assert as_json(failed)["result"] == "error"
 
 
-def test_usage_errors_exit_2(shared_service: ServiceProcess) -> None:
-    missing = vtrans("submit", "--url", shared_service.url, "--video-seconds", "10")
-    assert missing.returncode == 2
-    assert "--language" in missing.stderr
-    assert vtrans("submit", "-l", "es", "--video-seconds", "0").returncode == 2
-    assert vtrans("submit", "-l", "es", "--video-seconds", "5", "--timeout", "3").returncode == 2
-    assert vtrans("wait", "not/an/id").returncode == 2
-    assert vtrans("wait", "--cancel-on-timeout").returncode == 2
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("submit", "--video-seconds", "10"), "--language"),
+        (("submit", "-l", "es", "--video-seconds", "0"), "--video-seconds"),
+        (("submit", "-l", "es", "--video-seconds", "5", "--timeout", "3"), "only apply with --wait"),
+        (("wait", "not/an/id"), "not a job id"),
+        (("wait", "--cancel-on-timeout"), "needs a JOB_ID"),
+        (("jobs", "--limit", "0"), "--limit"),
+        (("status", "--bogus"), "--bogus"),
+    ],
+)
+def test_usage_errors_exit_2_in_one_line(args: tuple[str, ...], says: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing there: a usage error is found before any request
+    result = vtrans(*args, "--url", url)
+    assert result.returncode == 2, result.stderr
+    line = error_line(result)
+    assert says in line
+    assert line.endswith("--help)")  # where to read more
+
+
+def test_a_video_too_long_is_refused_in_words_before_any_request() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing there: exit 2, not 5, so no request was made
+    result = vtrans("submit", "--url", url, "-l", "es", "--video-seconds", "1e9")
+    assert result.returncode == 2
+    assert "--video-seconds must be at most 6 h (21600 s)" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("wait", "nonsense"), "'nonsense' is not a job id"),  # 400, from the service
+        (("status", "nonsense"), "'nonsense' is not a job id"),
+        (("cancel", "nonsense"), "'nonsense' is not a job id"),
+        (("submit", "-l", "xx", "--video-seconds", "10"), "Unknown language 'xx'"),  # 422
+    ],
+)
+def test_a_request_the_service_refuses_exits_2(
+    shared_service: ServiceProcess, args: tuple[str, ...], says: str
+) -> None:
+    result = vtrans(*args, "--url", shared_service.url)
+    assert result.returncode == 2, result.stderr
+    line = error_line(result)
+    assert "refused" in line
+    assert says in line
+
+
+def test_the_language_code_may_be_in_any_case(shared_service: ServiceProcess) -> None:
+    for given, stored in (("ES", "es"), ("pt-br", "pt-BR")):
+        result = vtrans("submit", "--url", shared_service.url, "-l", given, "--video-seconds", "5", "--json")
+        assert result.returncode == 0, result.stderr
+        assert as_json(result)["language"] == stored
+
+
+def test_the_url_help_names_its_variable_and_shows_its_value() -> None:
+    def help_text(env: dict[str, str] | None = None) -> str:
+        return " ".join(vtrans("status", "--help", env=env).stdout.split())  # as if never wrapped
+
+    assert "[env var: VTRANS_URL; default: http://127.0.0.1:8000]" in help_text()
+    custom = help_text({"VTRANS_URL": "http://translate.test:9000"})
+    assert "[env var: VTRANS_URL; default: http://translate.test:9000]" in custom
+    assert "[env var: VTRANS_API_KEY]" in custom
+    assert "[env var: VTRANS_FAIL_FAST]" in custom
+
+
+def test_the_exit_codes_are_in_the_help_and_the_readme() -> None:
+    help_codes = re.findall(r"^ +(\d+)  \w", vtrans("--help").stdout, flags=re.M)
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme_codes = re.findall(r"^\| `(\d+)` \|", readme, flags=re.M)
+    assert help_codes == readme_codes == ["0", "1", "2", "3", "4", "5", "6", "130"]
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -159,7 +177,10 @@ def test_status_of_a_failed_job_exits_1(shared_service: ServiceProcess) -> None:
 def test_status_without_a_job_asks_the_spec_endpoint(shared_service: ServiceProcess) -> None:
     result = vtrans("status", "--url", shared_service.url, "--json")
     assert result.returncode == 0, result.stderr
-    assert as_json(result) in ({"result": "pending"}, {"result": "completed"})  # exactly the spec's answer
+    # Exactly the spec's answer, as the service sends it: no other field, not even a null one.
+    assert result.stdout in ('{"result":"pending"}\n', '{"result":"completed"}\n')
+    with httpx2.Client() as http:
+        assert json.loads(result.stdout).keys() == http.get(f"{shared_service.url}/status").json().keys()
     human = vtrans("status", "--url", shared_service.url)
     assert "GET /status" in human.stdout
 
@@ -240,32 +261,147 @@ def test_wait_on_the_spec_endpoint(shared_service: ServiceProcess) -> None:
     assert as_json(result) == {"result": "completed"}
 
 
-def test_unreachable_service_exits_5() -> None:
+def test_unreachable_service_exits_5_after_the_retry_budget() -> None:
     url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
     status = vtrans("status", UNKNOWN_JOB, "--url", url)
+    took = time.monotonic() - started
     assert status.returncode == 5
-    assert "could not reach the service" in error_line(status)
-    wait = vtrans("wait", UNKNOWN_JOB, "--retries", "1", env={"VTRANS_URL": url})
+    line = error_line(status)
+    assert f"could not reach the service at {url} after" in line
+    # The library's budget (RetryPolicy().budget, 5 s), not attempts of the command line's own.
+    assert 5.0 <= took < 10.0, took
+
+    started = time.monotonic()
+    wait = vtrans("wait", UNKNOWN_JOB, "--fail-fast", env={"VTRANS_URL": url})
+    assert time.monotonic() - started < 4.0
     assert wait.returncode == 5
     assert url in error_line(wait)
 
 
-def test_refused_request_exits_5(shared_service: ServiceProcess) -> None:
-    result = vtrans("submit", "--url", shared_service.url, "-l", "xx", "--video-seconds", "10")
-    assert result.returncode == 5
-    assert "Unknown language" in error_line(result)
+def test_garbage_exits_5(spec_server: Any) -> None:
+    server = spec_server("--faults", "html x*")  # a captive portal's page, every time
+    result = vtrans("status", "--url", server.url, "--fail-fast")
+    assert result.returncode == 5, result.stderr
+    assert "did not answer with the vtrans protocol" in error_line(result)
 
 
-def test_api_key_from_the_environment(service_factory: ServiceFactory) -> None:
+def test_a_wrong_api_key_exits_2_and_the_key_comes_from_the_environment(
+    service_factory: ServiceFactory,
+) -> None:
     svc = service_factory("--api-key", "s3cret")
     refused = vtrans("submit", "--url", svc.url, "-l", "es", "--video-seconds", "10")
-    assert refused.returncode == 5
+    assert refused.returncode == 2
     assert "API key" in error_line(refused)
     env = {"VTRANS_URL": svc.url, "VTRANS_API_KEY": "s3cret"}
     created = vtrans("submit", "-l", "es", "--video-seconds", "10", "--duration", "0.2", env=env)
     assert created.returncode == 0, created.stderr
     waited = vtrans("wait", created.stdout.strip(), env=env)
     assert waited.returncode == 0, waited.stderr
+
+
+def test_serve_on_a_busy_port_exits_6(shared_service: ServiceProcess, tmp_path: Path) -> None:
+    port = str(shared_service.port)
+    result = vtrans("serve", "--port", port, "--db", str(tmp_path / "other.db"), timeout=30.0)
+    assert result.returncode == 6
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot listen" in lines[0]
+    assert port in lines[0]
+
+
+def test_ctrl_c_exits_130(shared_service: ServiceProcess, wait_until: Any) -> None:
+    job_id = submit(shared_service, "--duration", "60")
+    process = subprocess.Popen(
+        [*VTRANS, "wait", job_id, "--url", shared_service.url, "--transport", "long-poll"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        with httpx2.Client(base_url=shared_service.url) as http:
+            # The service holds the wait's poll: the command is waiting.
+            wait_until(lambda: http.get("/healthz").json()["waiting"] >= 1, 10, message="a held poll")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    assert stderr.strip() == "interrupted: a job already submitted keeps running on the service"
+
+
+# --- cancel and jobs ------------------------------------------------------------------------------
+
+
+def test_cancel_a_pending_job(shared_service: ServiceProcess) -> None:
+    job_id = submit(shared_service, "--duration", "60")
+    result = vtrans("cancel", job_id, "--url", shared_service.url)
+    assert result.returncode == 0, result.stderr
+    assert job_id in result.stdout
+    assert "cancelled" in result.stdout
+    again = vtrans("cancel", job_id, "--url", shared_service.url, "--json")
+    assert again.returncode == 0, again.stderr  # a cancelled job may be cancelled again
+    job = as_json(again)
+    assert (job["id"], job["result"], job["error"]["code"]) == (job_id, "error", "cancelled")
+    status = vtrans("status", job_id, "--url", shared_service.url, "--json")
+    assert as_json(status)["error"]["code"] == "cancelled"
+
+
+def test_cancel_a_finished_job_exits_2_and_an_unknown_one_4(shared_service: ServiceProcess) -> None:
+    job_id = submit(shared_service, "--duration", "0")
+    finished = vtrans("cancel", job_id, "--url", shared_service.url)
+    assert finished.returncode == 2
+    assert "already ended" in error_line(finished)
+    unknown = vtrans("cancel", UNKNOWN_JOB, "--url", shared_service.url)
+    assert unknown.returncode == 4
+    assert UNKNOWN_JOB in error_line(unknown)
+
+
+def test_jobs_lists_the_newest_first(service: ServiceProcess) -> None:
+    done = submit(service, "--duration", "0")
+    failed = submit(service, "--duration", "0", "--outcome", "error")
+    pending = submit(service, "--duration", "60")
+
+    table = vtrans("jobs", "--url", service.url)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if JOB_ID.match(line.split(" ")[0])]
+    ours = [row.split()[0] for row in rows if row.split()[0] in (done, failed, pending)]
+    assert ours == [pending, failed, done]
+    by_id = {row.split()[0]: row for row in rows}
+    assert "pending" in by_id[pending]
+    assert "left" in by_id[pending]  # the estimate
+    assert "error" in by_id[failed]
+    assert "completed" in by_id[done]
+
+    lines = vtrans("jobs", "--url", service.url, "--json", "--limit", "2")
+    assert lines.returncode == 0, lines.stderr
+    jobs = [json.loads(line) for line in lines.stdout.splitlines()]  # JSON Lines: one job per line
+    assert [job["id"] for job in jobs] == [pending, failed]
+
+    errors = vtrans("jobs", "--url", service.url, "--json", "--result", "error")
+    assert [json.loads(line)["id"] for line in errors.stdout.splitlines()] == [failed]
+
+
+def test_jobs_pages_through_more_than_a_page(service: ServiceProcess) -> None:
+    made = {submit(service, "--duration", "0") for _ in range(3)}
+    with httpx2.Client(base_url=service.url) as http:
+        total = len(http.get("/v1/jobs", params={"limit": 100}).json()["items"])
+    result = vtrans("jobs", "--url", service.url, "--json", "--limit", str(total))
+    listed = [json.loads(line)["id"] for line in result.stdout.splitlines()]
+    assert len(listed) == total
+    assert made <= set(listed)
+
+
+def test_jobs_on_an_empty_list_says_so(service: ServiceProcess) -> None:
+    result = vtrans("jobs", "--url", service.url, "--result", "error")  # the error rate is 0
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "no error jobs" in result.stderr
 
 
 # --- demo -----------------------------------------------------------------------------------------

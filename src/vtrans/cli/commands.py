@@ -1,48 +1,47 @@
 """The ``vtrans`` commands. The connection flags, and every ``serve`` flag, also read ``VTRANS_*``
 environment variables.
 
-``submit``, ``status`` and ``wait`` are thin shells over :class:`vtrans.Client`: they print what
-it returns and turn what it raises into an exit status and one line on stderr (never a
-traceback). ``serve`` runs the service; ``demo`` runs both, see :mod:`vtrans.cli.demo`.
-
-Exit codes (:class:`vtrans.cli.errors.Exit`):
-
-====  =====================================================================================
-0     the job completed (``status``: the job is pending or completed)
-1     the job ended in ``error``: its code and message are printed
-2     usage error: a bad flag or argument (click's own)
-3     timed out: ``--timeout`` passed before the job finished
-4     not found: the service has no such job
-5     the service could not be reached, kept failing, refused the request, or did not answer
-      with the vtrans protocol (any other :class:`vtrans.VtransError`)
-130   interrupted (Ctrl-C); the job keeps running on the service
-====  =====================================================================================
+``submit``, ``status``, ``wait``, ``cancel`` and ``jobs`` are thin shells over :class:`vtrans.Client`
+(see :mod:`vtrans.cli.session`): they print what it returns and turn what it raises into an exit
+status and one line on stderr (never a traceback); the exit codes are in :mod:`vtrans.cli.errors`.
+``serve`` runs the service; ``demo`` runs both, see :mod:`vtrans.cli.demo`.
 
 With ``--json`` the job is printed as JSON on stdout whatever its result (the exit status still
-says how it ended); progress bars, logs and errors always go to stderr.
+says how it ended); ``jobs --json`` prints one job per line (JSON Lines). Progress bars, logs and
+errors always go to stderr.
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import click
 import msgspec
-from rich.console import Console
 from rich.text import Text
 
 from vtrans import __version__
-from vtrans.cli.display import ICONS, error, job_bars, make_console, setup_logging, short_id, summary
-from vtrans.cli.errors import EXIT_CODES_HELP, Exit, describe, exit_code
+from vtrans.cli.display import (
+    ICONS,
+    WIDE,
+    JobBars,
+    LinkLines,
+    error,
+    job_bars,
+    jobs_table,
+    make_console,
+    setup_logging,
+    summary,
+)
+from vtrans.cli.errors import EXIT_CODES_HELP, Exit, Group, describe
+from vtrans.cli.link import Listener
 from vtrans.cli.serve import serve
-from vtrans.client import TRANSPORTS, Client, JobFailed, RetryPolicy, Transport, VtransError, WaitTimeout
-from vtrans.protocol import Job, Simulate, Status
-
-DEFAULT_URL = "http://127.0.0.1:8000"
+from vtrans.cli.session import Session, client_command
+from vtrans.cli.words import fmt_length, short_id
+from vtrans.client import TRANSPORTS, Client, JobFailed, Transport, WaitTimeout
+from vtrans.protocol import MAX_VIDEO_SECONDS, RESULTS, Job, Simulate, Status
 
 transport_option = click.option(
     "--transport",
@@ -57,11 +56,8 @@ def timeout_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., An
     return click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS", help=help)
 
 
-#: Attempts per request of the one-shot commands (``status``, ``submit``): a person is waiting.
-QUICK_ATTEMPTS = 3
-
-
 @click.group(
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
     help=f"""Submit video translations and wait for them well; or run the sandbox service.
 
@@ -69,6 +65,7 @@ QUICK_ATTEMPTS = 3
   vtrans serve                           # the service, on http://127.0.0.1:8000
   ID=$(vtrans submit --language es --video-seconds 90)
   vtrans wait "$ID"                      # a live progress bar, then the outcome
+  vtrans jobs                            # the latest jobs, newest first
   vtrans demo                            # all of it, on a temporary service
 
 {EXIT_CODES_HELP}
@@ -82,84 +79,20 @@ def cli() -> None:
 # --- what the client commands share ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Session:
-    """One client command's settings, and its two consoles (results on stdout, the rest on stderr)."""
-
-    url: str
-    api_key: str | None
-    retries: int | None
-    out: Console
-    err: Console
-
-    def client(self, *, waiting: bool) -> Client:
-        """A client; it retries a failing request 8 times while waiting, else 3 (unless ``--retries``)."""
-        attempts = self.retries or (RetryPolicy().attempts if waiting else QUICK_ATTEMPTS)
-        return Client(self.url, api_key=self.api_key, retry=RetryPolicy(attempts=attempts))
-
-    def fail(self, exc: VtransError) -> NoReturn:
-        """One line on stderr and the exit status that goes with the error."""
-        self.err.print(error(describe(exc, self.url)))
-        raise click.exceptions.Exit(exit_code(exc))
-
-
-_CLIENT_OPTIONS = (
-    click.option(
-        "--url",
-        default=DEFAULT_URL,
-        envvar="VTRANS_URL",
-        metavar="URL",
-        help="The service's base URL.",
-    ),
-    click.option(
-        "--api-key",
-        envvar="VTRANS_API_KEY",
-        metavar="KEY",
-        help="Sent as 'Authorization: Bearer KEY'.",
-    ),
-    click.option(
-        "--retries",
-        type=click.IntRange(1),
-        envvar="VTRANS_RETRIES",
-        metavar="N",
-        help="Attempts per request on connection errors, 429 and 5xx before giving up "
-        f"[default: {RetryPolicy().attempts} when waiting, else {QUICK_ATTEMPTS}]",
-    ),
-    click.option(
-        "-v",
-        "--verbose",
-        count=True,
-        show_default=False,
-        help="Log what the client does (-vv: every request).",
-    ),
-)
-
-
-def client_command(command: Callable[..., int]) -> Callable[..., None]:
-    """Add the connection options and turn the command's result or client error into the exit status."""
-
-    @functools.wraps(command)
-    def run(*, url: str, api_key: str | None, retries: int | None, verbose: int, **kwargs: Any) -> None:
-        err = make_console(stderr=True)
-        setup_logging(verbose, err)
-        session = Session(url, api_key or None, retries, make_console(), err)
-        try:
-            code = command(session, **kwargs)
-        except VtransError as exc:
-            session.fail(exc)
-        except KeyboardInterrupt:
-            err.print("interrupted: a job already submitted keeps running on the service")
-            raise click.exceptions.Exit(Exit.INTERRUPTED) from None
-        raise click.exceptions.Exit(code)
-
-    for option in reversed(_CLIENT_OPTIONS):
-        run = option(run)
-    return run
-
-
 def _job_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and (not value or "/" in value or value in (".", "..")):
         raise click.BadParameter(f"{value!r} is not a job id")
+    return value
+
+
+def _video_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """The video's length, refused here (before any request) when the service would refuse it."""
+    if value is not None and value > MAX_VIDEO_SECONDS:
+        raise click.UsageError(
+            f"--video-seconds must be at most {fmt_length(MAX_VIDEO_SECONDS)} ({MAX_VIDEO_SECONDS:g} s),"
+            f" not {value:g} s",
+            ctx,
+        )
     return value
 
 
@@ -170,6 +103,14 @@ def _echo_json(job: Job | Status) -> None:
 def _as_job(outcome: Job | Status) -> Job:
     """A job to show: ``GET /status`` says only its result."""
     return outcome if isinstance(outcome, Job) else Job(result=outcome.result)
+
+
+def _listener(session: Session, bars: JobBars, *, show: bool, quiet: bool) -> Listener | None:
+    """Who hears of connection trouble during a wait: the bar's status line; without a bar (not a
+    terminal), a line on stderr when the connection is lost and one when it is back; with -q, no one."""
+    if show:
+        return lambda key, link: bars.set_link("job", link)
+    return None if quiet else LinkLines(session.err)
 
 
 def _wait(
@@ -190,10 +131,17 @@ def _wait(
     if transport is None:
         # A progress bar wants the pushed progress of the event stream; else the fewest requests.
         transport = "sse" if show and job_id else "auto"
+    bars_shown = job_bars(
+        session.err,
+        "job",
+        label,
+        has_progress=job_id is not None,
+        transport=transport,
+        url=session.url,
+        disable=not show,
+    )
     try:
-        with job_bars(
-            session.err, "job", label, has_progress=job_id is not None, transport=transport, disable=not show
-        ) as bars:
+        with bars_shown as bars, session.listening(_listener(session, bars, show=show, quiet=quiet)):
             outcome = client.wait(
                 job_id,
                 timeout=timeout,
@@ -230,13 +178,16 @@ def _wait(
 
 
 @cli.command()
-@click.option("-l", "--language", required=True, help="Target language, e.g. es, fr, pt-BR.")
+@click.option(
+    "-l", "--language", required=True, help="Target language, e.g. es, fr, pt-BR (any case: ES is es)."
+)
 @click.option(
     "--video-seconds",
     required=True,
     type=click.FloatRange(0, min_open=True),
+    callback=_video_seconds,
     metavar="SECONDS",
-    help="Length of the video.",
+    help=f"Length of the video (at most {fmt_length(MAX_VIDEO_SECONDS)}).",
 )
 @click.option("--source-url", metavar="URL", help="Where the service fetches the video.")
 @click.option("--callback-url", metavar="URL", help="Webhook the service calls when the job ends.")
@@ -277,10 +228,11 @@ def submit(
     simulate = None
     if duration is not None or outcome is not None:
         simulate = Simulate(duration_seconds=duration, outcome=outcome)
-    with session.client(waiting=and_wait) as client:
-        job = client.create(
-            language, video_seconds, source_url=source_url, callback_url=callback_url, simulate=simulate
-        )
+    with session.client() as client:
+        with session.calling():
+            job = client.create(
+                language, video_seconds, source_url=source_url, callback_url=callback_url, simulate=simulate
+            )
         assert job.id is not None
         if not and_wait:
             if as_json:
@@ -313,7 +265,7 @@ def status(session: Session, job_id: str | None, as_json: bool) -> int:
 
     Without JOB_ID, ask the spec's GET /status, which says only "result".
     """
-    with session.client(waiting=False) as client:
+    with session.client() as client, session.calling():
         outcome = client.get(job_id) if job_id else client.status()
     job = _as_job(outcome)
     if as_json:
@@ -346,7 +298,7 @@ def wait(
     """
     if cancel_on_timeout and job_id is None:
         raise click.UsageError("--cancel-on-timeout needs a JOB_ID (GET /status cannot be cancelled)")
-    with session.client(waiting=True) as client:
+    with session.client() as client:
         return _wait(
             session,
             client,
@@ -357,6 +309,49 @@ def wait(
             as_json=as_json,
             quiet=quiet,
         )
+
+
+@cli.command()
+@click.argument("job_id", callback=_job_id)
+@click.option("--json", "as_json", is_flag=True, help="Print the cancelled job as JSON.")
+@client_command
+def cancel(session: Session, job_id: str, as_json: bool) -> int:
+    """Cancel a pending job: it ends as error with code 'cancelled'.
+
+    Exit 0 once it is cancelled (cancelling it again is fine); 2 if it had already ended
+    otherwise; 4 if there is no such job.
+    """
+    with session.client() as client, session.calling():
+        job = client.cancel(job_id)
+    if as_json:
+        _echo_json(job)
+    else:
+        session.out.print(summary(job))
+    return Exit.COMPLETED
+
+
+@cli.command()
+@click.option("--result", type=click.Choice(sorted(RESULTS)), help="Only the jobs with this result.")
+@click.option("--limit", default=20, type=click.IntRange(1, 10_000), help="At most this many jobs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job and per line (JSON Lines).")
+@client_command
+def jobs(
+    session: Session, result: Literal["pending", "completed", "error"] | None, limit: int, as_json: bool
+) -> int:
+    """List the latest jobs, newest first: a table, or JSON Lines with --json."""
+    with session.client() as client, session.calling():
+        listed = list(itertools.islice(client.jobs(result, page_size=min(limit, 100)), limit))
+    if as_json:
+        for job in listed:
+            _echo_json(job)
+    elif listed:
+        if not session.out.is_terminal:
+            session.out.width = WIDE  # a log or a file: one line per job, however long
+        session.out.print(jobs_table(listed))
+    else:
+        which = f"{result} " if result else ""
+        session.err.print(f"no {which}jobs on {session.url}", style="dim")
+    return Exit.COMPLETED
 
 
 @cli.command()

@@ -30,8 +30,10 @@ from rich.table import Table
 from rich.text import Text
 
 from vtrans import __version__
-from vtrans.cli.display import ICONS, NOTES, JobBars, error, fmt_duration, fmt_length, short_id
+from vtrans.cli.display import ICONS, NOTES, JobBars, error
 from vtrans.cli.errors import Exit, describe
+from vtrans.cli.link import LinkWatch
+from vtrans.cli.words import fmt_duration, fmt_length, short_id
 from vtrans.client import AsyncClient, Transport, VtransError
 from vtrans.protocol import Job, Simulate
 
@@ -259,7 +261,9 @@ async def wait_all(console: Console, url: str, plans: list[Plan]) -> tuple[list[
         headers={"User-Agent": f"vtrans-demo/{__version__}"},
         event_hooks={"request": [count]},
     )
-    async with AsyncClient(url, http_client=http) as client:
+    # The rows' status lines tell of connection trouble, as `vtrans wait`'s does.
+    watch = LinkWatch(url, bars.set_link)
+    async with AsyncClient(url, http_client=http, hooks=[watch]) as client:
         jobs = await asyncio.gather(
             *(client.create(p.language, p.video_seconds, simulate=p.simulate) for p in plans)
         )

@@ -1,4 +1,4 @@
-"""How the command line looks: consoles, logging, durations, job summaries and live progress bars.
+"""How the command line looks: consoles, logging, job summaries, tables of jobs and live progress bars.
 
 Results go to stdout, everything else (progress, errors, logs) to stderr, so
 ``ID=$(vtrans submit ...)`` and ``vtrans wait --json ... | jq`` work. Rich drops the colours and
@@ -9,23 +9,35 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 
+from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TimeElapsedColumn
 from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
+from vtrans.cli.link import Link, describe_link
+from vtrans.cli.words import (
+    clock_time,
+    fmt_countdown,
+    fmt_duration,
+    fmt_length,
+    seconds_left,
+    server_duration,
+)
 from vtrans.protocol import Job
 
 #: Width used when the output is not a terminal (a CI log or a file): wide enough for the tables.
 LOG_WIDTH = 100
+#: Width for a table whose rows should never wrap when the output is not a terminal.
+WIDE = 240
 STYLES = {"pending": "cyan", "completed": "green", "error": "red"}
 ICONS = {"completed": "✓", "error": "✗"}
 
@@ -56,67 +68,6 @@ def setup_logging(verbosity: int, console: Console) -> None:
     level = logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity == 1 else logging.WARNING
     logging.getLogger("vtrans").setLevel(level)
     logging.getLogger("httpx2").setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
-
-
-# --- words for numbers -------------------------------------------------------------------------
-
-
-def fmt_duration(seconds: float) -> str:
-    """``0.4 s``, ``12 s``, ``2 min 05 s``, ``1 h 02 min``."""
-    if seconds < 9.95:
-        return f"{max(seconds, 0.0):.1f} s"
-    if seconds < 59.5:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def fmt_countdown(seconds: float) -> str:
-    """Whole seconds, rounded up, so a countdown does not flicker: ``8 s``, ``1 min 05 s``."""
-    whole = max(1, math.ceil(seconds))
-    return f"{whole} s" if whole < 60 else fmt_duration(float(whole))
-
-
-def fmt_length(seconds: float) -> str:
-    """A video's length: ``10 s``, ``1 min 30 s``, ``5 min``, ``1 h 20 min``."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{seconds:g} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes >= 60:
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours} h" + (f" {minutes} min" if minutes else "")
-    return f"{minutes} min" + (f" {secs} s" if secs else "")
-
-
-def clock_time(moment: datetime) -> str:
-    """A server timestamp as local wall-clock time, ``14:03:41``."""
-    return moment.astimezone().strftime("%H:%M:%S")
-
-
-def seconds_left(job: Job, now: datetime | None = None) -> float | None:
-    """The service's estimate of the time left: the relative one if sent, else from the absolute one."""
-    if job.estimated_seconds_remaining is not None:
-        return job.estimated_seconds_remaining
-    if job.estimated_completion_at is not None:
-        now = now or datetime.now(timezone.utc)
-        return (job.estimated_completion_at - now).total_seconds()
-    return None
-
-
-def server_duration(job: Job) -> float | None:
-    """How long the job took on the service: ``created_at`` to ``finished_at``."""
-    if job.created_at is None or job.finished_at is None:
-        return None
-    return (job.finished_at - job.created_at).total_seconds()
-
-
-def short_id(job_id: str) -> str:
-    """``job_3f2a1b…``: enough to tell jobs apart on one screen."""
-    return job_id if len(job_id) <= 11 else f"{job_id[:10]}…"
 
 
 def error(message: str) -> Text:
@@ -197,7 +148,8 @@ class _Percent(ProgressColumn):
 
 
 class _State(ProgressColumn):
-    """Pending: the service's estimate, counting down between polls. Done: the outcome."""
+    """Pending: the service's estimate, counting down between answers, or what is wrong with the
+    connection (the countdown stops meanwhile). Done: the outcome."""
 
     def render(self, task: Task) -> Text:
         result = task.fields.get("result", "pending")
@@ -206,6 +158,9 @@ class _State(ProgressColumn):
         if result == "completed":
             took = task.fields.get("took")
             return Text("completed" + (f" in {fmt_duration(took)}" if took is not None else ""), "green")
+        link: Link | None = task.fields.get("link")
+        if link is not None and link.trouble:
+            return Text(describe_link(link), "yellow")
         due: float | None = task.fields.get("due")
         if due is None:
             return Text(task.fields.get("note") or "waiting…", "dim")
@@ -258,6 +213,10 @@ class JobBars:
         )
         self._tasks: dict[str, TaskID] = {}
         self._pulsing: set[str] = set()
+        #: Per row: when the estimate says the job ends (``time.monotonic()``), and since when its
+        #: countdown is stopped because the connection is in trouble.
+        self._due: dict[str, float | None] = {}
+        self._paused: dict[str, float] = {}
 
     def __enter__(self) -> JobBars:
         self.progress.start()
@@ -289,17 +248,34 @@ class JobBars:
         if job.done and (job.result == "completed" or completed is None):
             completed = 100.0  # a full bar: green, or red for a failure of unknown progress
         total = 100.0 if job.done or key not in self._pulsing else None
+        due = self._due[key] = None if left is None else time.monotonic() + left
+        self._paused.pop(key, None)  # an answer: the connection works
         self.progress.update(
             task,
             total=total,
             completed=completed,
             result=job.result,
-            due=None if left is None else time.monotonic() + left,
+            due=due,
+            link=None,
             code=job.error.code if job.error else None,
             took=server_duration(job),
         )
         if job.done:
             self.progress.stop_task(task)
+
+    def set_link(self, key: str, link: Link) -> None:
+        """Show the connection's trouble on the row ``key`` instead of the estimate, whose
+        countdown stops until the connection is back (a new estimate replaces it then)."""
+        if key not in self._tasks:
+            return
+        now, due = time.monotonic(), self._due.get(key)
+        if link.trouble:
+            self._paused.setdefault(key, now)
+        elif key in self._paused:
+            paused_at = self._paused.pop(key)
+            if due is not None:
+                due = self._due[key] = due + (now - paused_at)
+        self.progress.update(self._tasks[key], link=link, due=due)
 
     def updater(self, key: str) -> Callable[[Job], None]:
         """A callback for ``wait(on_progress=...)`` that updates the row ``key``."""
@@ -325,12 +301,78 @@ NOTES = {
 }
 
 
+def first_note(transport: str, url: str) -> str:
+    """What a row says before the first answer: where the client is connecting, and how."""
+    if transport == "sse":
+        return f"connecting to {url}…"
+    if transport == "poll":
+        return f"polling {url}…"
+    return f"waiting on {url} (held)…"
+
+
 @contextmanager
 def job_bars(
-    console: Console, key: str, label: str, *, has_progress: bool, transport: str, disable: bool
+    console: Console, key: str, label: str, *, has_progress: bool, transport: str, url: str, disable: bool
 ) -> Iterator[JobBars]:
     """One transient bar for one wait (nothing at all with ``disable``, or when not a terminal)."""
     with JobBars(console, disable=disable) as bars:
-        note = NOTES.get(transport, "waiting…") if has_progress else "no estimate on GET /status"
+        note = first_note(transport, url) if has_progress else f"GET {url}/status (no estimate there)…"
         bars.add(key, label, has_progress=has_progress, note=note)
         yield bars
+
+
+class LinkLines:
+    """Where no status line is drawn (not a terminal): one line on ``console`` when a connection
+    that worked is lost, and one when the service answers again. A listener of
+    :class:`~vtrans.cli.link.LinkWatch`."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lost_at: float | None = None
+
+    def __call__(self, key: str, link: Link) -> None:
+        if link.phase == "lost" and self.lost_at is None:
+            self.lost_at = time.monotonic()
+            self.console.print(f"connection to {link.url} lost ({link.cause}): retrying", style="yellow")
+        elif not link.trouble and self.lost_at is not None:
+            back_after = fmt_duration(time.monotonic() - self.lost_at)
+            self.lost_at = None
+            self.console.print(f"{link.url} answered again after {back_after}", style="dim")
+
+
+# --- many jobs ---------------------------------------------------------------------------------
+
+
+def jobs_table(jobs: list[Job], now: datetime | None = None) -> Table:
+    """Jobs as a table, in the order given: id, result, language, video, when created, and what
+    matters for the result (its progress and the estimate, how long it took, its error code)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("job", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("lang", no_wrap=True)
+    table.add_column("video", justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("details")
+    for job in jobs:
+        details: list[str] = []
+        if job.result == "pending":
+            if job.progress is not None:
+                details.append(f"{job.progress:.0%}")
+            left = seconds_left(job, now)
+            if left is not None:
+                details.append(f"about {fmt_countdown(left)} left" if left > 0 else "any moment now")
+        else:
+            if job.error is not None:
+                details.append(job.error.code)
+            took = server_duration(job)
+            if took is not None:
+                details.append(f"took {fmt_duration(took)}")
+        table.add_row(
+            job.id or "?",
+            Text(job.result, style=STYLES[job.result]),
+            job.language or "—",
+            "—" if job.video_seconds is None else fmt_length(job.video_seconds),
+            "—" if job.created_at is None else clock_time(job.created_at),
+            " · ".join(details),
+        )
+    return table

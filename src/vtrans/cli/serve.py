@@ -241,7 +241,10 @@ def serve(
     max_held: int,
     access_log: bool,
 ) -> None:
-    """Run the simulated translation service."""
+    """Run the simulated translation service.
+
+    Exits 6 if it cannot start (its port is taken, its store cannot be used), 2 for a bad flag.
+    """
     from vtrans.cli.errors import Exit
     from vtrans.server.config import CallbackConfig, ConnectionConfig, ServerConfig, WebhookConfig
     from vtrans.server.run import StartupError
