@@ -9,9 +9,10 @@ event streams last as long as they are held, so they go to a metric of their own
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
-import secrets
 import time
 from typing import Any
 
@@ -24,6 +25,12 @@ access = logging.getLogger("vtrans.access")
 
 _VALID_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 _HEADER = b"x-request-id"
+
+
+def _new_ids() -> Any:
+    """Request ids made here: random per process, then a counter (cheaper than a UUID each)."""
+    prefix = os.urandom(6).hex().encode()
+    return (b"%s-%x" % (prefix, n) for n in itertools.count(1))
 
 
 def request_kind(method: str, path: str, prefer: bytes | None) -> str | None:
@@ -44,6 +51,7 @@ class Observe:
         self._children: dict[tuple[str, str, int], Any] = {}
         self._held_children: dict[tuple[str, str, int], Any] = {}
         self._active: dict[str, Any] = {}
+        self._ids = _new_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,7 +63,7 @@ class Observe:
                 request_id = value if _VALID_ID.fullmatch(value) else None
             elif key == b"prefer":
                 prefer = value
-        rid = request_id or secrets.token_hex(16).encode()
+        rid = request_id or next(self._ids)
         scope[REQUEST_ID_KEY] = rid.decode()
         header = (_HEADER, rid)
         status = 500
