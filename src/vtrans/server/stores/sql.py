@@ -45,6 +45,8 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_ends_at ON jobs (ends_at)",
     "CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq)",
+    # Counting by result (the dashboard): finished jobs by outcome and end.
+    "CREATE INDEX IF NOT EXISTS jobs_outcome_ends_at ON jobs (outcome, ends_at)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS deliveries (
         id TEXT PRIMARY KEY,
