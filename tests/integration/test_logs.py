@@ -67,7 +67,7 @@ def test_json_logs_one_object_per_line(
     assert bad["status"] == 400
     assert bad["route"] == "/v1/jobs/{job_id}"
     create = wait_until(lambda: access("create-1"), 5, message="the access line of the POST")
-    assert (create["status"], create["route"]) == (201, "/v1/jobs")
+    assert (create["status"], create["route"], create["job_id"]) == (201, "/v1/jobs", job_id)
     lines = json_lines(svc)  # every line parses, uvicorn's own too
     assert any(line["logger"].startswith("uvicorn") for line in lines)
     assert all({"time", "level", "logger", "event"} <= line.keys() for line in lines)

@@ -67,12 +67,16 @@ class Observe:
         scope[REQUEST_ID_KEY] = rid.decode()
         header = (_HEADER, rid)
         status = 500
+        location = b""
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, location
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = message.get("headers", ())
+                if status == 201 and self.access_log:  # a created job's id, for its access line
+                    location = next((v for k, v in headers if k == b"location"), b"")
+                message["headers"] = [*headers, header]
             await send(message)
 
         token = CURRENT_REQUEST.set(scope)
@@ -95,7 +99,7 @@ class Observe:
                 active.dec()
                 self._record(metrics, scope, method, kind, status, duration)
             if self.access_log:
-                self._log(scope, method, status, duration)
+                self._log(scope, method, status, duration, location)
             CURRENT_REQUEST.reset(token)
 
     def _record(
@@ -116,15 +120,11 @@ class Observe:
                 child = self._held_children[key] = metrics.held_duration.labels(kind, template, status)
         child.observe(duration)
 
-    def _log(self, scope: Scope, method: str, status: int, duration: float) -> None:
+    def _log(self, scope: Scope, method: str, status: int, duration: float, location: bytes) -> None:
         path = scope["path"]
         query = scope.get("query_string", b"")
         target = f"{path}?{query.decode('latin-1')}" if query else path
-        access.info(
-            "%s %s %d %.1fms",
-            method,
-            target,
-            status,
-            duration * 1000,
-            extra={"status": status, "duration_ms": round(duration * 1000, 3)},
-        )
+        extra: dict[str, Any] = {"status": status, "duration_ms": round(duration * 1000, 3)}
+        if location.startswith(b"/v1/jobs/"):
+            extra["job_id"] = location.rsplit(b"/", 1)[1].decode("latin-1")
+        access.info("%s %s %d %.1fms", method, target, status, duration * 1000, extra=extra)
