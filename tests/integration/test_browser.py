@@ -81,12 +81,15 @@ def test_the_dashboard_filters_by_result_and_shows_failures(
     assert set(results) == {"error"}
 
 
-def test_the_dashboard_asks_for_a_key_and_shows_what_it_may_see(
+def test_the_dashboard_asks_for_a_key_and_shows_that_tenant_only(
     service_factory: ServiceFactory, page: Any
 ) -> None:
-    svc = service_factory("--api-key", "sesame")
-    with svc.client(headers={"Authorization": "Bearer sesame"}) as http:
-        job_id = http.post("/v1/jobs", json={"language": "es", "video_seconds": 10}).json()["id"]
+    svc = service_factory("--api-key", "acme:sesame", "--api-key", "globex:other-key")
+    jobs = {}
+    for key in ("sesame", "other-key"):
+        with svc.client(headers={"Authorization": f"Bearer {key}"}) as http:
+            jobs[key] = http.post("/v1/jobs", json={"language": "es", "video_seconds": 10}).json()["id"]
+    job_id = jobs["sesame"]
     page.goto(svc.url + "/")
     page.wait_for_selector("#key-form:not([hidden])")
     assert page.is_hidden("#main")
@@ -98,6 +101,9 @@ def test_the_dashboard_asks_for_a_key_and_shows_what_it_may_see(
     page.click("#key-form button")
     page.wait_for_selector(f'tr[data-job-id="{job_id}"]')
     assert page.is_visible("#main")
+    rows = page.eval_on_selector_all("#jobs tbody tr", "rows => rows.map(r => r.dataset.jobId)")
+    assert rows == [job_id]  # not globex's job, nor the service's own /status job
+    assert page.inner_text("#count-all") == "1"
 
 
 def test_the_api_docs_render_offline(dashboard_service: ServiceProcess, page: Any) -> None:

@@ -136,3 +136,23 @@ def test_only_the_dashboard_and_docs_files_are_served(
         html = http.get("/").text + http.get("/docs").text
         assert "http://" not in html.replace("http://127.0.0.1", "")
         assert "https://" not in html
+
+
+def test_each_tenant_sees_only_its_own_jobs_counts_and_webhooks(
+    service_factory: ServiceFactory, receiver: Callable[..., Receiver]
+) -> None:
+    hooks = receiver()
+    svc = service_factory("--api-key", "acme:key-of-acme", "--api-key", "globex:key-of-globex")
+    mine: dict[str, str] = {}
+    for tenant in ("acme", "globex"):
+        with svc.client(headers={"Authorization": f"Bearer key-of-{tenant}"}) as http:
+            job = {"language": "es", "video_seconds": 5, "callback_url": hooks.url_for("hooks", tenant)}
+            mine[tenant] = http.post("/v1/jobs", json=job).json()["id"]
+    for tenant in ("acme", "globex"):
+        with svc.client(headers={"Authorization": f"Bearer key-of-{tenant}"}) as http:
+            with http.stream("GET", "/v1/jobs/events") as response:
+                page = next(pages(response))
+            assert [job["id"] for job in page["items"]] == [mine[tenant]]
+            assert sum(page["counts"].values()) == 1  # neither the other's job nor the /status one
+            webhooks = http.get("/v1/webhooks").json()["items"]
+            assert [d["job_id"] for d in webhooks] == [mine[tenant]]
