@@ -232,5 +232,27 @@ def test_two_workers_are_summed(
     for _ in range(4):  # whichever worker answers, it reports both
         assert value(svc, "vtrans_jobs_created_total") == created
         assert value(svc, "http_server_request_duration_seconds_count", **route) == healthz
+    # A gauge too: a long-poll held by one worker shows in the /metrics of either (within a second).
+    with svc.client() as http:
+        job_id = create(http, simulate={"duration_seconds": 60})
+
+    def long_poll() -> None:
+        with svc.client() as http:
+            http.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=30"})
+
+    holder = threading.Thread(target=long_poll)
+    holder.start()
+    try:
+        for _ in range(3):
+            wait_until(
+                lambda: value(svc, "vtrans_held_requests", kind="long-poll") == 1,
+                5,
+                interval=0.1,
+                message="the held long-poll in the workers' sum",
+            )
+    finally:
+        with svc.client() as http:
+            http.delete(f"/v1/jobs/{job_id}")
+        holder.join(10)
     assert svc.stop() == 0
     assert not [p.name for p in temp.iterdir() if p.name.startswith("vtrans-metrics-")], "not cleaned"

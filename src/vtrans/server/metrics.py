@@ -52,6 +52,8 @@ JOB_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Error codes kept as label values; any other (a test's own ``simulate.error_code``) is ``other``.
 KNOWN_ERRORS = frozenset((*FAILURES, "cancelled"))
+#: How often a worker of several writes its gauges (in flight, held) for the others' ``/metrics``.
+GAUGE_SYNC = 1.0
 #: Kinds of held request (``vtrans_held_requests{kind}``).
 HELD_KINDS = ("long-poll", "batch", "stream")
 
@@ -152,6 +154,11 @@ class Metrics(Observer):
         self._lookup: Callable[[str], Awaitable[StoredJob | None]] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Requests in flight by method, and held by kind, counted by the HTTP layer as plain
+        #: numbers (cheaper than a gauge's lock twice a request); :meth:`sync_gauges` sets the
+        #: gauges from them.
+        self.in_flight: dict[str, int] = {}
+        self.held_now: dict[str, int] = dict.fromkeys(HELD_KINDS, 0)
         for kind in HELD_KINDS:
             self.held.labels(kind)  # exported at 0 from the start
 
@@ -170,8 +177,25 @@ class Metrics(Observer):
     # --- jobs --------------------------------------------------------------------------------
 
     def start(self, lookup: Callable[[str], Awaitable[StoredJob | None]]) -> None:
-        """Begin counting jobs at their end; ``lookup`` reads a job as stored now."""
+        """Begin counting jobs at their end (``lookup`` reads a job as stored now), and, with
+        several processes, writing this one's gauges every :data:`GAUGE_SYNC` seconds."""
         self._lookup = lookup
+        if multiprocess_dir() is not None:
+            task = asyncio.ensure_future(self._sync_every(GAUGE_SYNC))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def sync_gauges(self) -> None:
+        """Set the gauges of requests in flight and held from the HTTP layer's counts."""
+        for method, count in self.in_flight.items():
+            self.active.labels(method).set(count)
+        for kind, count in self.held_now.items():
+            self.held.labels(kind).set(count)
+
+    async def _sync_every(self, seconds: float) -> None:
+        while True:
+            self.sync_gauges()
+            await asyncio.sleep(seconds)
 
     async def watch_pending(self, store: Store, now: float, skip: str) -> None:
         """Count at their end the jobs pending at ``now`` (but ``skip``): for a process that owns
@@ -189,6 +213,8 @@ class Metrics(Observer):
             before = page[-1].seq
 
     def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -249,6 +275,7 @@ class Metrics(Observer):
     def render(self) -> bytes:
         """The Prometheus text exposition: this app's, or, in multi-process mode, the sum of every
         process that wrote to the directory."""
+        self.sync_gauges()
         if multiprocess_dir() is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()

@@ -50,7 +50,6 @@ class Observe:
         self.app, self.metrics, self.access_log = app, metrics, access_log
         self._children: dict[tuple[str, str, int], Any] = {}
         self._held_children: dict[tuple[str, str, int], Any] = {}
-        self._active: dict[str, Any] = {}
         self._ids = _new_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,21 +81,18 @@ class Observe:
         token = CURRENT_REQUEST.set(scope)
         metrics, method = self.metrics, scope["method"]
         kind = request_kind(method, scope["path"], prefer) if metrics is not None else None
-        active: Any = None
-        if metrics is not None:
-            active = self._active.get(method)
-            if active is None:
-                active = self._active[method] = metrics.active.labels(method)
-            active.inc()
+        if metrics is not None:  # plain counts: the gauges are set from them (Metrics.sync_gauges)
+            in_flight = metrics.in_flight
+            in_flight[method] = in_flight.get(method, 0) + 1
             if kind is not None:
-                metrics.held.labels(kind).inc()
+                metrics.held_now[kind] += 1
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             duration = time.perf_counter() - started
             if metrics is not None:
-                active.dec()
+                in_flight[method] -= 1
                 self._record(metrics, scope, method, kind, status, duration)
             if self.access_log:
                 self._log(scope, method, status, duration, location)
@@ -113,7 +109,7 @@ class Observe:
             if child is None:
                 child = self._children[key] = metrics.requests.labels(method, template, status)
         else:
-            metrics.held.labels(kind).dec()
+            metrics.held_now[kind] -= 1
             key = (kind, template, status)
             child = self._held_children.get(key)
             if child is None:
