@@ -213,7 +213,11 @@ def _metrics_route(metrics: Metrics | None) -> list[Route]:
     """``GET /metrics`` when metrics are kept (a 404 problem otherwise)."""
     if metrics is None:
         return []
-    return [Route("/metrics", lambda _: metrics_endpoint(metrics), methods=["GET"])]
+
+    async def endpoint(request: Request) -> Response:  # on the event loop, like the counting
+        return metrics_endpoint(metrics)
+
+    return [Route("/metrics", endpoint, methods=["GET"])]
 
 
 def _store_system(spec: str) -> str:
