@@ -4,7 +4,9 @@ Three targets, each served by one uvicorn process (httptools, uvloop, no access 
 
 - ``hello``: ``benchmarks/hello_app.py``, a bare Starlette ``JSONResponse({"result": "pending"})``;
 - ``status``: the service's spec endpoint ``GET /status`` (kept pending for the whole run);
-- ``job``: the service's ``GET /v1/jobs/{id}`` for a pending job, on the SQLite store (a temp file).
+- ``job``: the service's ``GET /v1/jobs/{id}`` for a pending job, on the SQLite store (a temp file);
+- ``job-no-metrics``: the same on a second service process started with ``--no-metrics``: the cost
+  of the Prometheus metrics is the difference between the two.
 
 The load generator is wrk pinned to CPU 1 (``taskset -c 1 wrk -t1 -cN -dDs --latency URL``), the
 method of ``shared/research/server-anchors.md`` section 1. After a warm-up of every target, rounds
@@ -268,10 +270,10 @@ def hello_argv(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def vtrans_argv(port: int, db: Path) -> list[str]:
+def vtrans_argv(port: int, db: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "vtrans", "serve", "--port", str(port),
-        "--store", "sqlite", "--db", str(db), *VTRANS_FLAGS,
+        "--store", "sqlite", "--db", str(db), *VTRANS_FLAGS, *extra,
     ]  # fmt: skip
 
 
@@ -300,6 +302,22 @@ def measure(targets: Sequence[Target], args: argparse.Namespace) -> None:
             print(f"round {n + 1}/{args.rounds} {t.name}: {rps:,.0f} req/s", file=sys.stderr)
 
 
+def metrics_cost(targets: Sequence[Target]) -> str:
+    by_name = {t.name: t for t in targets}
+    on, off = by_name["job"], by_name["job-no-metrics"]
+    cost = 1 - on.median_rps() / off.median_rps()
+    # The two run one after the other in each round: their ratio round by round cancels the drift
+    # of a machine whose load changes between rounds.
+    paired = statistics.median(
+        1 - a.requests_per_second / b.requests_per_second for a, b in zip(on.rounds, off.rounds, strict=True)
+    )
+    cpu = statistics.median(on.cpu_per_request) - statistics.median(off.cpu_per_request)
+    return (
+        f"Metrics cost on `GET /v1/jobs/{{id}}`: {cost:.1%} of req/s (medians), {paired:.1%} (median of "
+        f"the rounds' ratios), {cpu * 1e6:+.1f} µs CPU per request."
+    )
+
+
 def report(targets: Sequence[Target], args: argparse.Namespace) -> str:
     return "\n".join(
         [
@@ -310,6 +328,8 @@ def report(targets: Sequence[Target], args: argparse.Namespace) -> str:
             f"a new job (`POST /v1/jobs {json.dumps(JOB_REQUEST)}`) for each round of `GET /v1/jobs/{{id}}`.",
             "",
             table(targets),
+            "",
+            metrics_cost(targets),
             "",
             "req/s, p50 and p99 are medians over the rounds; server CPU/req is the median user + system "
             "CPU time of the server per request (from /proc): other load on the machine barely moves it.",
@@ -334,9 +354,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         vtrans = ServerProcess(
             "vtrans", vtrans_argv(port, workdir / "vtrans.db"), port, workdir, args.server_cpu
         )
+        port = free_port()
+        bare = ServerProcess(
+            "vtrans-no-metrics",
+            vtrans_argv(port, workdir / "bare.db", "--no-metrics"),
+            port,
+            workdir,
+            args.server_cpu,
+        )
         try:
             hello.start("/status")
             vtrans.start("/healthz")
+            bare.start("/healthz")
             base = vtrans.url
             targets = [
                 Target("hello", "bare Starlette `JSONResponse` (hello_app)", hello.url + "/status", hello),
@@ -348,9 +377,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                     vtrans,
                     lambda: create_job(base),
                 ),
+                Target(
+                    "job-no-metrics",
+                    "vtrans `GET /v1/jobs/{id}` (pending), `--no-metrics`",
+                    create_job(bare.url),
+                    bare,
+                    lambda: create_job(bare.url),
+                ),
             ]
             measure(targets, args)
         finally:
+            bare.stop()
             vtrans.stop()
             hello.stop()
     text = report(targets, args)

@@ -589,3 +589,61 @@ def awaitable(kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
         return await result
 
     return call
+
+
+# --- a real browser (Debian's chromium, driven by Playwright) ----------------------------------
+
+#: Debian's package; Playwright never downloads a browser of its own here.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class BrowserPage:
+    """A fresh page of a headless Chromium, and every URL it requested."""
+
+    page: Any  # playwright.sync_api.Page
+    requested: list[str]
+
+    def hosts(self) -> set[str]:
+        """The hosts of every request made (``data:`` and ``blob:`` URLs have none)."""
+        from urllib.parse import urlsplit
+
+        return {
+            urlsplit(url).hostname or ""
+            for url in self.requested
+            if url.split(":")[0] in ("http", "https", "ws", "wss")
+        }
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, for a test module (skipped, which fails CI, when missing)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[BrowserPage]:
+    """A new page (its own context: no shared storage) that records every request it makes."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    made = BrowserPage(page, [])
+    page.on("request", lambda request: made.requested.append(request.url))
+    yield made
+    context.close()

@@ -9,9 +9,12 @@ every error is one line on stderr. The status line during an outage: ``test_cli_
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -422,3 +425,43 @@ def test_demo_prints_the_summary_table() -> None:
     for row in rows:
         assert re.search(r"\d+ (ms|s)$", row), row  # a detection lag for every row
     assert "requests in all" in result.stdout
+
+
+def test_demo_keep_serves_the_dashboard_until_ctrl_c(wait_until: Any) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("VTRANS_")}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "vtrans", "demo", "--jobs", "1", "--keep"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=environ,
+    )
+    out: list[str] = []
+    assert demo.stdout is not None
+    reader = threading.Thread(target=lambda: out.extend(demo.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        found = wait_until(
+            lambda: re.search(r"dashboard at (http://127\.0\.0\.1:\d+)/", "".join(out)),
+            60,
+            interval=0.1,
+            message="the demo to print its dashboard's URL",
+        )
+        url = found[1]
+        page = httpx2.get(url + "/", timeout=5)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
+        assert httpx2.get(url + "/v1/jobs", timeout=5).json()["items"]  # the demo's jobs are there
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(15) == 130
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    reader.join(5)
+    stderr = demo.stderr.read() if demo.stderr is not None else ""
+    assert "Traceback" not in stderr + "".join(out)
+    assert "interrupted" in "".join(out)
+    with pytest.raises(httpx2.TransportError):  # the service is stopped
+        httpx2.get(url + "/healthz", timeout=2)

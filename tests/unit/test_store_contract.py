@@ -169,6 +169,13 @@ async def test_listing_is_newest_first_with_pages_filters_and_tenants(store: Sto
     assert await ids("completed", "acme") == {9}
     assert await ids("completed", None) == {1, 2, 3, 4, 9}
 
+    async def count(result: simulation.Result | None, tenant: str | None = "") -> int:
+        return await store.count_jobs(tenant=tenant, window=None if result is None else window(result, now))
+
+    assert [await count(r) for r in ("completed", "pending", "error")] == [4, 2, 2]
+    assert (await count(None), await count(None, None), await count("completed", "acme")) == (8, 9, 1)
+    assert await count("pending", "nobody") == 0
+
 
 async def test_meta(store: Store) -> None:
     assert await store.get_meta("status_job_id") is None
@@ -216,6 +223,17 @@ async def test_a_job_with_a_callback_has_a_delivery_due_when_it_ends(store: Stor
     moved = await store.delivery(job.id)
     assert moved is not None
     assert moved.due_at == T0 + 5, "a cancelled job's webhook falls due at once"
+
+
+async def test_recent_deliveries_are_those_of_the_newest_jobs_of_a_tenant(store: Store) -> None:
+    for n in range(1, 7):
+        await store.add(new_job(n, callback=n != 3, tenant="acme" if n == 5 else ""))
+    recent = await store.recent_deliveries(tenant="", limit=3)
+    assert [d.job_id for d in recent] == [f"job_{n:032x}" for n in (6, 4, 2)]
+    assert all(d.state == "pending" and d.attempts == 0 for d in recent)
+    assert [d.job_id for d in await store.recent_deliveries(tenant="acme", limit=10)] == [f"job_{5:032x}"]
+    everyone = await store.recent_deliveries(tenant=None, limit=10)
+    assert [d.job_id for d in everyone] == [f"job_{n:032x}" for n in (6, 5, 4, 2, 1)]
 
 
 async def test_a_claimed_delivery_is_leased_to_its_owner(store: Store) -> None:

@@ -358,7 +358,11 @@ def jobs(
 @click.option(
     "--jobs", "count", default=5, type=click.IntRange(1, 20), help="How many jobs to submit (one fails)."
 )
-@click.option("--keep", is_flag=True, help="Keep the temporary SQLite file and service log.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Then keep the service up, with its dashboard, until Ctrl-C (and keep its SQLite file).",
+)
 @click.option(
     "-v", "--verbose", count=True, show_default=False, help="Log what the client does (-vv: every request)."
 )

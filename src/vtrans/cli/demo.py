@@ -165,6 +165,11 @@ class LocalService:
             process.kill()
             process.wait()
 
+    def wait(self) -> int:
+        """Until the service exits; its exit code."""
+        assert self.process is not None
+        return self.process.wait()
+
     def log_tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
@@ -408,13 +413,18 @@ def run(console: Console, count: int, *, keep: bool = False) -> int:
     service = LocalService(directory, status_delay=durations[len(durations) // 2])
     started = time.monotonic()
     failed: Exit | None = None
+    waited = False
     try:
         with console.status("Starting the service…"):
             service.start()
         shortest, longest = (f(p.video_seconds for p in plans) for f in (min, max))
         videos = fmt_length(shortest) + (f" to {fmt_length(longest)}" if longest > shortest else "")
         fails = "; one fails on purpose" if any(p.fails for p in plans) else ""
-        console.print(f"The service is up on {service.url} (with a temporary SQLite file).", style="dim")
+        console.print(
+            f"The service is up on {service.url} (with a temporary SQLite file); watch it at {service.url}/",
+            style="dim",
+            highlight=False,
+        )
         console.print(
             f"Waiting for {len(plans)} job{'s' if len(plans) != 1 else ''} ({videos} of video{fails})"
             " and for GET /status, all at once…",
@@ -422,6 +432,7 @@ def run(console: Console, count: int, *, keep: bool = False) -> int:
         )
         rows, requests = asyncio.run(wait_all(console, service.url, plans))
         timeline = service.status_timeline()
+        waited = True
     except ServiceStartError as exc:
         console.print(error(f"could not start the service: {exc}"))
         failed = Exit.SERVICE
@@ -431,10 +442,11 @@ def run(console: Console, count: int, *, keep: bool = False) -> int:
     except KeyboardInterrupt:
         failed = Exit.INTERRUPTED
     finally:
-        # Interrupted, requests may still be held open: no need to let them finish gracefully.
-        service.stop(grace=INTERRUPTED_GRACE if failed == Exit.INTERRUPTED else STOP_TIMEOUT)
-        if not keep:
-            shutil.rmtree(directory, ignore_errors=True)
+        if not (keep and waited):
+            # Interrupted, requests may still be held open: no need to let them finish gracefully.
+            service.stop(grace=INTERRUPTED_GRACE if failed == Exit.INTERRUPTED else STOP_TIMEOUT)
+            if not keep:
+                shutil.rmtree(directory, ignore_errors=True)
     if failed == Exit.INTERRUPTED:
         console.print("interrupted: the service is stopped")
     if failed is not None:
@@ -445,14 +457,34 @@ def run(console: Console, count: int, *, keep: bool = False) -> int:
         status_row.duration = timeline[1] - timeline[0]
         if status_row.returned_at is not None:
             status_row.lag = status_row.returned_at - timeline[1]
-    print_summary(console, rows, requests, elapsed)
-    if keep:
+    try:
+        print_summary(console, rows, requests, elapsed)
+        wrong = [row for row in rows if not row.as_planned]
+        if wrong:
+            names = ", ".join(short_id(row.key) for row in wrong)
+            console.print(error(f"not as planned: {names}"))
+        if keep:
+            return keep_serving(console, service, directory)
+        return Exit.JOB_FAILED if wrong else Exit.COMPLETED
+    finally:
+        service.stop(grace=INTERRUPTED_GRACE)  # kept up until now with --keep
+
+
+def keep_serving(console: Console, service: LocalService, directory: Path) -> int:
+    """``--keep``: leave the service up, with its dashboard, until Ctrl-C (then exit 130)."""
+    console.print(
+        f"\nThe service stays up: dashboard at {service.url}/ · API docs at {service.url}/docs"
+        " · Ctrl-C to stop.",
+        highlight=False,
+    )
+    try:
+        code = service.wait()
+    except KeyboardInterrupt:
+        service.stop(grace=INTERRUPTED_GRACE)
         console.print(
-            f"\nKept {directory}: see it again with: vtrans serve --db {service.db_path}", highlight=False
+            f"interrupted: the service is stopped; kept {directory} (vtrans serve --db {service.db_path})",
+            highlight=False,
         )
-    wrong = [row for row in rows if not row.as_planned]
-    if wrong:
-        names = ", ".join(short_id(row.key) for row in wrong)
-        console.print(error(f"not as planned: {names}"))
-        return Exit.JOB_FAILED
-    return Exit.COMPLETED
+        return Exit.INTERRUPTED
+    console.print(error(f"the service stopped on its own ({code}):\n{service.log_tail()}"))
+    return Exit.SERVICE

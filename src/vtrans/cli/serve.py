@@ -206,7 +206,25 @@ import click
     envvar="VTRANS_MAX_HELD",
     help="Held waits (long-polls, batch waits, event streams) per process; more get a 503 problem.",
 )
-@click.option("--access-log/--no-access-log", default=False, envvar="VTRANS_ACCESS_LOG")
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    envvar="VTRANS_ACCESS_LOG",
+    help="Log one line per request (method, path, status, duration, request id).",
+)
+@click.option(
+    "--log-format",
+    default="text",
+    type=click.Choice(["text", "json"]),
+    envvar="VTRANS_LOG_FORMAT",
+    help="Log lines for people, or one JSON object per line.",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=True,
+    envvar="VTRANS_METRICS",
+    help="Keep Prometheus metrics and serve them at /metrics.",
+)
 def serve(
     host: str,
     port: int,
@@ -240,6 +258,8 @@ def serve(
     max_connections: int,
     max_held: int,
     access_log: bool,
+    log_format: str,
+    metrics: bool,
 ) -> None:
     """Run the simulated translation service.
 
@@ -286,6 +306,9 @@ def serve(
             reset_status=reset_status,
             seed=seed,
             api_keys=parse_keys(_key_specs(api_keys, api_keys_file)),
+            metrics=metrics,
+            log_format=log_format,
+            access_log=access_log,
             simulation=SimulationConfig(
                 base_seconds=base_seconds,
                 seconds_per_video_second=seconds_per_video_second,
@@ -297,7 +320,7 @@ def serve(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        run(config, host, port, workers=workers, access_log=access_log)
+        run(config, host, port, workers=workers)
     except (StartupError, ValueError) as exc:
         click.echo(f"vtrans serve: {exc}", err=True)
         raise SystemExit(Exit.START_FAILED) from None

@@ -153,6 +153,11 @@ class ServerConfig:
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     #: Upper bound of the ``Retry-After`` hint sent with pending jobs, in seconds.
     retry_after_max: float = 60.0
+    #: Keep Prometheus metrics and serve them at ``/metrics``.
+    metrics: bool = True
+    #: Log lines as ``text`` or ``json`` (one object per line); ``access_log``: one per request.
+    log_format: str = "text"
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if not is_store_spec(self.store):
@@ -165,5 +170,7 @@ class ServerConfig:
         if self.rate_limit is not None:
             parse_limit(self.rate_limit)
         parse_plan(self.faults)
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be text or json, not {self.log_format!r}")
         if self.retry_after_max < 1:
             raise ValueError("retry_after_max must be at least 1 second")

@@ -28,6 +28,7 @@ from vtrans import __version__
 from vtrans.protocol import Job, WebhookEvent, sign_webhook
 from vtrans.server.callbacks import Guard
 from vtrans.server.config import WebhookConfig
+from vtrans.server.observer import NO_OBSERVER, Observer
 from vtrans.server.stores import Delivery, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Outbox:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: Told the outcome of every attempt (the metrics, when they are kept).
+        self.observer: Observer = NO_OBSERVER
 
     def wake(self) -> None:
         self._wake.set()
@@ -154,6 +157,7 @@ class Outbox:
         }
         attempts = delivery.attempts + 1
         gone = False
+        started = time.perf_counter()
         try:
             status = await asyncio.wait_for(
                 self._post(http, delivery.url, payload, headers), self.config.timeout
@@ -165,7 +169,8 @@ class Outbox:
         else:
             error = None if 200 <= status < 300 else f"HTTP {status}"
             gone = status == 410
-        await self._record(delivery, job.id or delivery.job_id, attempts, error, gone)
+        state = await self._record(delivery, job.id or delivery.job_id, attempts, error, gone)
+        self.observer.webhook_attempt(state, attempts, time.perf_counter() - started)
 
     async def _post(self, http: httpx2.AsyncClient, url: str, payload: bytes, headers: dict[str, str]) -> int:
         """POST to an address the guard allows and return the status, reading at most
@@ -185,7 +190,8 @@ class Outbox:
 
     async def _record(
         self, delivery: Delivery, job_id: str, attempts: int, error: str | None, gone: bool
-    ) -> None:
+    ) -> str:
+        """Record an attempt's outcome; return the delivery's state now."""
         now = self.clock()
         if error is None:
             log.info("webhook %s for %s delivered (attempt %d)", delivery.id, job_id, attempts)
@@ -204,3 +210,4 @@ class Outbox:
         )
         if not kept:
             log.warning("webhook %s: the lease ran out before the outcome was recorded", delivery.id)
+        return state

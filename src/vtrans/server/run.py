@@ -8,7 +8,9 @@ import dataclasses
 import logging
 import os
 import resource
+import shutil
 import socket
+import tempfile
 from typing import Any
 
 import msgspec
@@ -20,6 +22,8 @@ from uvicorn.supervisors import Multiprocess
 from vtrans.server.config import ServerConfig
 from vtrans.server.http import create_app
 from vtrans.server.http.protocol import GuardedProtocol
+from vtrans.server.logs import JSONFormatter, uvicorn_log_config
+from vtrans.server.metrics import MULTIPROC_ENV
 from vtrans.server.stores import StoreError, make_store
 
 log = logging.getLogger(__name__)
@@ -40,12 +44,12 @@ def serve(
     port: int = 8000,
     *,
     workers: int = 1,
-    access_log: bool = False,
     log_level: str = "info",
 ) -> None:
     """Serve until interrupted (SIGINT or SIGTERM). Raises :class:`StartupError` when the store
-    cannot be used or the port cannot be listened on."""
-    _log_to_stderr(log_level)
+    cannot be used or the port cannot be listened on. Requests are logged by the app (the
+    config's ``access_log``), not by uvicorn."""
+    _log_to_stderr(log_level, config.log_format)
     _raise_open_files_limit()
     store = make_store(config.store, config.db_path)
     if workers > 1 and not store.shared:
@@ -70,8 +74,9 @@ def serve(
     )
     GuardedProtocol.limits = config.connections
     options: dict[str, Any] = {
-        "access_log": access_log,
+        "access_log": False,
         "log_level": log_level,
+        "log_config": uvicorn_log_config(config.log_format, log_level) or uvicorn.config.LOGGING_CONFIG,
         "backlog": 4096,
         "http": GuardedProtocol,
         "timeout_keep_alive": config.connections.keep_alive_timeout,
@@ -84,14 +89,24 @@ def serve(
         return
     os.environ[CONFIG_ENV] = msgspec.json.encode(config).decode()
     app = f"{__name__}:app_from_environment"
-    Multiprocess(uvicorn.Config(app, factory=True, workers=workers, **options), sockets=[sock]).run()
+    # The workers' metrics: one file per worker in a directory of this run; /metrics sums them.
+    metrics_dir = None
+    if config.metrics and MULTIPROC_ENV not in os.environ:
+        metrics_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="vtrans-metrics-")
+    try:
+        Multiprocess(uvicorn.Config(app, factory=True, workers=workers, **options), sockets=[sock]).run()
+    finally:
+        if metrics_dir is not None:
+            del os.environ[MULTIPROC_ENV]
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def app_from_environment() -> ASGIApp:
     """The app of a worker process, configured by its parent (see :data:`CONFIG_ENV`)."""
-    _log_to_stderr(logging.getLevelName(logging.getLogger("uvicorn.error").getEffectiveLevel()).lower())
     config = msgspec.json.decode(os.environ[CONFIG_ENV], type=ServerConfig)
     GuardedProtocol.limits = config.connections
+    level = logging.getLevelName(logging.getLogger("uvicorn.error").getEffectiveLevel()).lower()
+    _log_to_stderr(level, config.log_format)
     return create_app(config)
 
 
@@ -115,11 +130,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _log_to_stderr(level: str) -> None:
+def _log_to_stderr(level: str, log_format: str = "text") -> None:
     service_log = logging.getLogger("vtrans")
     if not service_log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+        text = DefaultFormatter("%(levelprefix)s %(message)s")
+        handler.setFormatter(JSONFormatter() if log_format == "json" else text)
         service_log.addHandler(handler)
     service_log.setLevel(level.upper())
 

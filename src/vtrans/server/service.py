@@ -31,6 +31,7 @@ from vtrans.server.cache import JobCache
 from vtrans.server.callbacks import Guard, Refused, loopback_host, syntax_problem
 from vtrans.server.config import ServerConfig
 from vtrans.server.errors import Conflict, Forbidden, Invalid, Malformed, NotFound, Unavailable
+from vtrans.server.observer import NO_OBSERVER, Observer
 from vtrans.server.outbox import Outbox
 from vtrans.server.simulation import State, state_at
 from vtrans.server.stores import Delivery, NewJob, Store, StoredJob
@@ -140,6 +141,8 @@ class Service:
         self.outbox = Outbox(
             store, config.webhooks, self.describe, self.signing_secrets, clock, webhook_transport, guard
         )
+        #: Told what happens (jobs created and cancelled): the metrics, when they are kept.
+        self.observer: Observer = NO_OBSERVER
         self.status_job_id = ""
         #: Shutting down: holds answer at once, streams end, new requests are turned away.
         self.draining = False
@@ -464,6 +467,7 @@ class Service:
         job, created = await self.store.add(new)
         if created:
             self.jobs.put(job)
+            self.observer.job_created(job)
             if job.callback_url is not None:
                 self.outbox.wake()
         elif (job.language, job.video_seconds, job.source_url, job.callback_url) != (
@@ -501,6 +505,8 @@ class Service:
                 f"Job {job.id} already ended as {cancelled.timeline.outcome!r} "
                 "and can no longer be cancelled.",
             )
+        if cancelled.timeline.ends_at == now:  # cancelled now, here (not a retried DELETE)
+            self.observer.job_cancelled(cancelled)
         return self.view(cancelled)
 
 

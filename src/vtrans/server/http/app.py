@@ -15,7 +15,7 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,7 +23,11 @@ from vtrans.server.config import ServerConfig, parse_limit
 from vtrans.server.errors import ServiceError
 from vtrans.server.faults import parse_plan
 from vtrans.server.http import openapi
+from vtrans.server.http.dashboard import dashboard_asset, dashboard_page
+from vtrans.server.http.docs import docs_asset, docs_page
 from vtrans.server.http.faults import Faults
+from vtrans.server.http.feed import job_page_events, list_webhooks, metrics_endpoint
+from vtrans.server.http.observe import Observe
 from vtrans.server.http.problems import (
     ProblemError,
     on_http_exception,
@@ -47,6 +51,7 @@ from vtrans.server.http.routes import (
     rotate_webhook_secret,
     wait_jobs,
 )
+from vtrans.server.metrics import Metrics
 from vtrans.server.service import Service
 from vtrans.server.stores import Store, StoreError, make_store
 
@@ -95,13 +100,8 @@ class App:
     requests that still arrive get a 503 problem with ``Retry-After``.
     """
 
-    def __init__(self, service: Service, routes: Starlette) -> None:
-        self.service, self.routes = service, routes
-        self.http: ASGIApp = routes
-        config = service.config
-        self.http = Faults(routes, parse_plan(config.faults), config.seed)
-        if config.rate_limit is not None:
-            self.http = RateLimited(self.http, parse_limit(config.rate_limit), service.tenants)
+    def __init__(self, service: Service, routes: ASGIApp, metrics: Metrics | None = None) -> None:
+        self.service, self.routes, self.metrics = service, routes, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,7 +112,7 @@ class App:
             response = problem_response(Request(scope), 503, "shutting-down", detail, headers)
             await response(scope, receive, send)
         else:
-            await self.http(scope, receive, send)
+            await self.routes(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -120,6 +120,8 @@ class App:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.service.start()
+                    if self.metrics is not None:
+                        await self._count_job_ends(self.metrics)
                 except StoreError as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -128,8 +130,18 @@ class App:
             elif message["type"] == "lifespan.shutdown":
                 self.service.drain()
                 await self.service.stop()
+                if self.metrics is not None:
+                    self.metrics.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _count_job_ends(self, metrics: Metrics) -> None:
+        """Count jobs at their end from now on; a process that owns its store also counts the
+        jobs still pending from before it started (see :mod:`vtrans.server.metrics`)."""
+        service = self.service
+        metrics.start(service.jobs.get)
+        if not service.store.shared:
+            await metrics.watch_pending(service.store, service.clock(), skip=service.status_job_id)
 
 
 def _on_exit_signals(callback: Callable[[], None]) -> None:
@@ -159,13 +171,18 @@ def create_app(
     """The ASGI application. Without a ``store`` it opens the one the config names; webhooks go
     to the network unless a ``webhook_transport`` takes them."""
     config = config or ServerConfig()
-    service = Service(config, store or make_store(config.store, config.db_path), clock, webhook_transport)
+    store = store or make_store(config.store, config.db_path)
+    metrics = Metrics(_store_system(config.store), clock) if config.metrics else None
+    service = Service(config, store if metrics is None else metrics.timed(store), clock, webhook_transport)
+    if metrics is not None:
+        service.observer = service.outbox.observer = metrics
     spec = msgspec.json.encode(openapi.document())
     routes = Starlette(
         routes=[
             # Every method matches this route in full, so that GET /v1/jobs/wait is a 405 here
             # rather than a request for a job called "wait" below.
             Route("/v1/jobs/wait", _EveryMethod(_by_method(POST=wait_jobs))),
+            Route("/v1/jobs/events", job_page_events, methods=["GET"]),
             # Then the hot paths: Starlette tries routes in order.
             Route("/v1/jobs/{job_id}", _by_method(GET=get_job, DELETE=cancel_job), methods=["GET", "DELETE"]),
             Route("/status", get_status, methods=["GET"]),
@@ -176,7 +193,12 @@ def create_app(
             Route("/v1/webhook-secret/rotate", _EveryMethod(_by_method(POST=rotate_webhook_secret))),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", lambda _: Response(spec, media_type=JSON), methods=["GET"]),
-            Route("/docs", lambda _: HTMLResponse(openapi.DOCS_PAGE), methods=["GET"]),
+            Route("/docs", docs_page, methods=["GET"]),
+            Route("/docs/assets/{name}", docs_asset, methods=["GET"]),
+            Route("/", dashboard_page, methods=["GET"]),
+            Route("/dashboard/{name}", dashboard_asset, methods=["GET"]),
+            Route("/v1/webhooks", list_webhooks, methods=["GET"]),
+            *_metrics_route(metrics),
         ],
         exception_handlers={
             ProblemError: on_problem,
@@ -187,4 +209,23 @@ def create_app(
         },
     )
     routes.state.service = service
-    return App(service, routes)
+    http: ASGIApp = Faults(routes, parse_plan(config.faults), config.seed)
+    if config.rate_limit is not None:
+        http = RateLimited(http, parse_limit(config.rate_limit), service.tenants)
+    return App(service, Observe(http, metrics, config.access_log), metrics)
+
+
+def _metrics_route(metrics: Metrics | None) -> list[Route]:
+    """``GET /metrics`` when metrics are kept (a 404 problem otherwise)."""
+    if metrics is None:
+        return []
+
+    async def endpoint(request: Request) -> Response:  # on the event loop, like the counting
+        return metrics_endpoint(metrics)
+
+    return [Route("/metrics", endpoint, methods=["GET"])]
+
+
+def _store_system(spec: str) -> str:
+    """The store's ``db.system.name`` (OpenTelemetry): ``sqlite``, ``postgresql`` or ``memory``."""
+    return "postgresql" if spec.startswith("postgres") else spec

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document (``/openapi.json``) and the interactive docs page (``/docs``).
+"""The OpenAPI 3.1 document (``/openapi.json``); the interactive page over it is ``docs.py``'s.
 
 Schemas come from the wire models themselves (msgspec), so the document cannot drift from them.
 """
@@ -11,6 +11,7 @@ import msgspec
 
 from vtrans import __version__
 from vtrans.protocol import PROBLEM_JSON, Job, JobCreate, JobPage, Problem, Status
+from vtrans.server.feed import Webhooks
 
 _REF = "#/components/schemas/{name}"
 
@@ -42,9 +43,32 @@ _JOB_ID = {
 }
 
 
+_LISTING: list[dict[str, Any]] = [
+    {
+        "name": "result",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": ["pending", "completed", "error"]},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "A page's next_cursor.",
+    },
+]
+
+
 def document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [Job, JobCreate, JobPage, Status, Problem], ref_template=_REF
+        [Job, JobCreate, JobPage, Status, Problem, Webhooks], ref_template=_REF
     )
     job_ok = {**_json("Job", "The job now."), "headers": _RETRY_AFTER}
     return {
@@ -101,29 +125,42 @@ def document() -> dict[str, Any]:
                 },
                 "get": {
                     "summary": "List jobs, newest first",
-                    "parameters": [
-                        {
-                            "name": "result",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"enum": ["pending", "completed", "error"]},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                        },
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string"},
-                            "description": "A page's next_cursor.",
-                        },
-                    ],
+                    "parameters": _LISTING,
                     "responses": {"200": _json("JobPage", "One page of jobs."), **_problems(400, 401)},
                 },
+            },
+            "/v1/jobs/events": {
+                "get": {
+                    "summary": "Follow a page of jobs live (what the dashboard shows)",
+                    "description": (
+                        "Server-Sent Events: a `page` event whose data is the listing `GET /v1/jobs` "
+                        "answers now (same `result`, `limit`, `cursor`) with `counts` by result, sent "
+                        "each second while it changes; then a `retry:` hint at the stream's end."
+                    ),
+                    "parameters": _LISTING,
+                    "responses": {
+                        "200": {"description": "The stream.", "content": {"text/event-stream": {}}},
+                        **_problems(400, 401),
+                    },
+                }
+            },
+            "/v1/webhooks": {
+                "get": {
+                    "summary": "Recent webhook deliveries and their state",
+                    "parameters": [_LISTING[1]],
+                    "responses": {
+                        "200": _json("Webhooks", "The deliveries of the newest jobs with a callback."),
+                        **_problems(400, 401),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (absent with --no-metrics)",
+                    "responses": {
+                        "200": {"description": "Text exposition format.", "content": {"text/plain": {}}}
+                    },
+                }
             },
             "/v1/jobs/{job_id}": {
                 "get": {
@@ -146,14 +183,3 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
-
-
-DOCS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>vtrans API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-<noscript>The machine-readable API description is at <a href="/openapi.json">/openapi.json</a>.
-</noscript></body></html>
-"""

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from vtrans.protocol import PROBLEM_JSON, Problem, format_retry_after, problem_type
 from vtrans.server import errors
+from vtrans.server.logs import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ STATUS: dict[type[errors.ServiceError], int] = {
 STORE_RETRY_AFTER = 2
 
 
+class _Problem(Problem, frozen=True, omit_defaults=True):
+    """A problem with the request's id as an extension member (RFC 9457 §3.2), to quote in a
+    support request or to find the request's log lines."""
+
+    request_id: str | None = None
+
+
 class ProblemError(Exception):
     """Raise from a route to answer a problem; ``code`` names the kind (``urn:vtrans:problem:*``)."""
 
@@ -52,12 +60,13 @@ class ProblemError(Exception):
 def problem_response(
     request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = Problem(
+    body = _Problem(
         type=problem_type(code),
         title=_TITLES.get(status, "Error"),
         status=status,
         detail=detail,
         instance=request.url.path,
+        request_id=request.scope.get(REQUEST_ID_KEY),
     )
     return Response(msgspec.json.encode(body), status, headers, media_type=PROBLEM_JSON)
 

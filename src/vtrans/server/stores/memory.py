@@ -95,6 +95,13 @@ class MemoryStore:
     async def count(self) -> int:
         return self._last_seq
 
+    async def count_jobs(self, *, tenant: str | None, window: Window | None) -> int:
+        return sum(
+            1
+            for job in self._jobs.values()
+            if (tenant is None or job.tenant == tenant) and (window is None or window.holds(job.timeline))
+        )
+
     async def get_meta(self, key: str) -> str | None:
         return self._meta.get(key)
 
@@ -145,6 +152,16 @@ class MemoryStore:
             if d.state == "pending"
         ]
         return min(times, default=None)
+
+    async def recent_deliveries(self, *, tenant: str | None, limit: int) -> list[Delivery]:
+        found: list[Delivery] = []
+        for job in reversed(self._jobs.values()):
+            delivery = self._deliveries.get(job.id)
+            if len(found) >= limit:
+                break
+            if delivery is not None and (tenant is None or job.tenant == tenant):
+                found.append(delivery)
+        return found
 
     async def delivery(self, job_id: str) -> Delivery | None:
         return self._deliveries.get(job_id)

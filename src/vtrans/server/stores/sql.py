@@ -45,6 +45,8 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_ends_at ON jobs (ends_at)",
     "CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq)",
+    # Counting by result (the dashboard): finished jobs by outcome and end.
+    "CREATE INDEX IF NOT EXISTS jobs_outcome_ends_at ON jobs (outcome, ends_at)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS deliveries (
         id TEXT PRIMARY KEY,
@@ -90,6 +92,10 @@ _NEXT_DELIVERY = (
     "FROM deliveries WHERE state = 'pending'"
 )
 _GET_DELIVERY = f"SELECT {_DELIVERY} FROM deliveries WHERE job_id = $1"
+_RECENT_DELIVERIES = (
+    "SELECT d.id, d.job_id, d.url, d.due_at, d.attempts, d.state, d.last_error "
+    "FROM deliveries d JOIN jobs j ON j.id = d.job_id {tenant} ORDER BY j.seq DESC LIMIT $1"
+)
 _GET_META = "SELECT value FROM meta WHERE key = $1"
 _SET_META = (
     "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -270,6 +276,15 @@ class SQLStore:
         rows = await self.engine.fetch(_COUNT)
         return int(rows[0][0])
 
+    async def count_jobs(self, *, tenant: str | None, window: Window | None) -> int:
+        conditions, args = where(window, 1) if window is not None else ([], [])
+        if tenant is not None:
+            args.append(tenant)
+            conditions.append(f"tenant = ${len(args)}")
+        sql = "SELECT COUNT(*) FROM jobs" + (" WHERE " + " AND ".join(conditions) if conditions else "")
+        rows = await self.engine.fetch(sql, *args)
+        return int(rows[0][0])
+
     async def get_meta(self, key: str) -> str | None:
         rows = await self.engine.fetch(_GET_META, key)
         return str(rows[0][0]) if rows else None
@@ -305,6 +320,14 @@ class SQLStore:
     async def delivery(self, job_id: str) -> Delivery | None:
         rows = await self.engine.fetch(_GET_DELIVERY, job_id)
         return _delivery(rows[0]) if rows else None
+
+    async def recent_deliveries(self, *, tenant: str | None, limit: int) -> list[Delivery]:
+        rows = await (
+            self.engine.fetch(_RECENT_DELIVERIES.format(tenant=""), limit)
+            if tenant is None
+            else self.engine.fetch(_RECENT_DELIVERIES.format(tenant="WHERE j.tenant = $2"), limit, tenant)
+        )
+        return [_delivery(row) for row in rows]
 
     async def listen(self, on_change: OnChange) -> None:
         await self.engine.listen(on_change)
