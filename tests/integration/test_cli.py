@@ -410,20 +410,24 @@ def test_jobs_on_an_empty_list_says_so(service: ServiceProcess) -> None:
 # --- demo -----------------------------------------------------------------------------------------
 
 
-def test_demo_prints_the_summary_table() -> None:
-    result = vtrans("demo", "--jobs", "3", timeout=60.0)
+@pytest.mark.parametrize("columns", [120, 80])
+def test_demo_prints_the_summary_table(columns: int) -> None:
+    result = vtrans("demo", "--jobs", "3", env={"COLUMNS": str(columns)}, timeout=60.0)
     assert result.returncode == 0, result.stdout + result.stderr
     table = result.stdout.split("requests in all")[0]  # the footnotes come after the totals
     rows = [line for line in table.splitlines() if line.startswith(("job_", "/status"))]
     assert len(rows) == 4, result.stdout
+    lines = table.splitlines()
+    grid = lines[next(i for i, line in enumerate(lines) if line.startswith("job ")) :]
+    assert all(len(line) <= columns for line in grid), "the table fits the terminal"
     # The middle job fails on purpose; the others, and GET /status, complete.
     assert "✓ completed" in rows[0]
-    assert "✗ error (unsupported_media)" in rows[1]
+    assert ("✗ error (unsupported_media)" if columns > 100 else "✗ error (unsupp…") in rows[1]
     assert "✓ completed" in rows[2]
     assert rows[3].startswith("/status")
     assert "✓ completed" in rows[3]
     for row in rows:
-        assert re.search(r"\d+ (ms|s)$", row), row  # a detection lag for every row
+        assert re.search(r"\d+ (ms|s)$", row), row  # a detection lag, with its unit, for every row
     assert "requests in all" in result.stdout
 
 

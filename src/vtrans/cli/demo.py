@@ -329,16 +329,22 @@ def fmt_lag(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 0.9995 else f"{seconds:.2f} s"
 
 
-def summary_table(rows: list[Row]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-    table.add_column("job", no_wrap=True)
-    table.add_column("lang")
-    table.add_column("video", justify="right")
-    table.add_column("via")
-    table.add_column("outcome", no_wrap=True)
-    table.add_column("duration", justify="right")
-    table.add_column("requests", justify="right")
-    table.add_column("lag", justify="right")
+#: The columns of the summary but the outcome: (name, width), all kept whole.
+FIGURES = (("job", 11), ("lang", 5), ("video", 5), ("via", 9), ("duration", 8), ("reqs", 4), ("lag", 8))
+
+
+def summary_table(rows: list[Row], width: int) -> Table:
+    """The summary, ``width`` columns wide at most: on a narrow terminal only the outcome's error
+    code gives way, with an ellipsis."""
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", collapse_padding=True
+    )
+    outcome = max(11, width - sum(w for _, w in FIGURES) - 2 * len(FIGURES))
+    for name, size in FIGURES[:4]:
+        table.add_column(name, no_wrap=True, width=size, justify="right" if name == "video" else "left")
+    table.add_column("outcome", overflow="ellipsis", no_wrap=True, max_width=outcome)
+    for name, size in FIGURES[4:]:
+        table.add_column(name, justify="right", no_wrap=True, width=size)
     for row in rows:
         plan = row.plan
         table.add_row(
@@ -363,8 +369,8 @@ FOOTNOTES = (
     ),
     ("duration", "on the service, from the job's created_at to its finished_at."),
     (
-        "requests",
-        "sent by the client for the job: the POST that created it, then every request whose path "
+        "reqs",
+        "requests sent by the client for the job: the POST that created it, then every request whose path "
         "names it (counted by an httpx2 event hook); for /status, every GET /status.",
     ),
     (
@@ -382,7 +388,7 @@ FOOTNOTES = (
 
 def print_summary(console: Console, rows: list[Row], requests: int, elapsed: float) -> None:
     console.print()
-    console.print(summary_table(rows))
+    console.print(summary_table(rows, console.width))
     jobs = sum(1 for row in rows if row.plan is not None)
     lags = [row.lag for row in rows if row.lag is not None]
     totals = (
