@@ -795,6 +795,30 @@ async def test_a_wait_that_never_had_an_answer_gives_up_on_the_budget(make: Make
     assert w.clock.elapsed == pytest.approx(5.0)
 
 
+async def test_a_wait_whose_first_hold_is_cut_rides_out_the_restart(make: Make) -> None:
+    """No answer yet, but the first long-poll was held, then cut: the service exists, and the
+    wait rides out its restart (8 s of refused connections) as after an answer."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        if n == 0:
+            w.clock.t += 3.0  # held 3 s, then the service restarts
+            raise httpx2.ReadError("connection reset by peer", request=request)
+        if at < 8.0:
+            raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
+        return ok(job("completed", progress=1.0))
+
+    w = make(answer, poll=SCHEDULE)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    assert w.clock.elapsed >= 8.0
+
+
+async def test_a_reset_before_any_hold_is_no_sign_of_a_service(make: Make) -> None:
+    w = make(script(httpx2.ReadError), poll=SCHEDULE)
+    with pytest.raises(TransportError):
+        await w.api.wait(JOB_ID, timeout=600)
+    assert w.clock.elapsed == pytest.approx(5.0)
+
+
 async def test_a_wait_rides_out_an_outage_far_longer_than_the_budget(make: Make) -> None:
     w = make(down_between(1.0, 40.0, timed(20.0)), poll=SCHEDULE)
     assert (await w.api.wait(JOB_ID)).result == "completed"

@@ -141,6 +141,9 @@ class Counter:
     #: Failures in a row, and when the first of them began.
     failures: int = 0
     failing_since: float = 0.0
+    #: Whether a failure showed the service was there (it held a long-poll, then the connection was
+    #: cut): a wait then rides out the outage as after an answer.
+    reached: bool = False
 
     def answered(self, now: float) -> None:
         self.answers += 1
@@ -233,7 +236,8 @@ def backoff(
     if counter.failures == 0:
         counter.failing_since = max(sent, counter.heard_at)
     counter.failures += 1
-    riding = counter.wait and counter.answers > 0
+    counter.reached = counter.reached or _cut_while_held(send, now - sent, reply)
+    riding = counter.wait and (counter.answers > 0 or counter.reached)
     end = counter.failing_since + (policy.outage if riding else policy.budget)
     if deadline is not None:
         end = min(end, deadline)
@@ -253,6 +257,17 @@ def backoff(
         )
         settings.hooks.retry(details)
     yield Sleep(delay)
+
+
+#: A long-poll held this long before its connection was cut was held by the service: it exists.
+HELD_BEFORE_CUT = 1.0
+
+
+def _cut_while_held(send: Send, lasted: float, reply: object) -> bool:
+    """Whether a failed attempt shows the service is there: a long-poll it held a while, then cut
+    (a restart). A refused connection, an immediate reset or garbage shows nothing of the kind."""
+    cut = isinstance(reply, httpx2.ReadError | httpx2.RemoteProtocolError)
+    return cut and "Prefer" in send.headers and lasted >= HELD_BEFORE_CUT
 
 
 def _describe(exc: httpx2.TransportError) -> str:
