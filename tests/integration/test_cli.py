@@ -313,6 +313,49 @@ def test_serve_on_a_busy_port_exits_6(shared_service: ServiceProcess, tmp_path: 
     assert port in lines[0]
 
 
+PG = "postgresql://"
+
+
+@pytest.mark.parametrize(
+    ("flags", "named", "why"),
+    [
+        (["--db", "{tmp}/a-file/jobs.db"], "{tmp}/a-file/jobs.db", "cannot open the SQLite file"),
+        (["--db", "{tmp}/garbage.db"], "{tmp}/garbage.db", "cannot use the SQLite file"),
+        (
+            ["--store", "postgresql://vtrans:hunter2@127.0.0.1:{closed}/x"],
+            "127.0.0.1:{closed}",
+            "cannot use PostgreSQL",
+        ),
+        (
+            ["--store", "postgresql://postgres@127.0.0.1:5432/no_such_db_{closed}"],
+            "no_such_db_",
+            "cannot use PostgreSQL",
+        ),
+    ],
+    ids=["db-under-a-file", "db-not-sqlite", "postgresql-refused", "postgresql-no-database"],
+)
+def test_serve_start_up_failures_are_one_line_naming_the_cause(
+    tmp_path: Path, flags: list[str], named: str, why: str
+) -> None:
+    (tmp_path / "a-file").write_text("a file, not a directory")
+    (tmp_path / "garbage.db").write_bytes(b"not a database, " * 200)
+    closed = str(free_port())
+    args = [flag.format(tmp=tmp_path, closed=closed) for flag in flags]
+    result = vtrans("serve", "--port", str(free_port()), *args, timeout=30.0)
+    assert result.returncode == 6, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert why in line
+    assert named.format(tmp=tmp_path, closed=closed) in line
+    assert "hunter2" not in line, "a password is never shown"
+
+
+@pytest.mark.parametrize("store", ["mysql://x", "sqlite3", ""])
+def test_an_unknown_store_is_a_usage_error(store: str) -> None:
+    result = vtrans("serve", "--store", store, timeout=30.0)
+    assert result.returncode == 2
+    assert "--store must be sqlite, memory or a postgresql://" in result.stderr
+
+
 def test_ctrl_c_exits_130(shared_service: ServiceProcess, wait_until: Any) -> None:
     job_id = submit(shared_service, "--duration", "60")
     process = subprocess.Popen(

@@ -161,7 +161,7 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if not is_store_spec(self.store):
-            raise ValueError(f"store must be sqlite, memory or a postgresql://… URL, not {self.store!r}")
+            raise ValueError(f"--store must be sqlite, memory or a postgresql://… URL, not {self.store!r}")
         lo, hi = self.status_delay_min, self.status_delay_max
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
             raise ValueError("the /status delay needs 0 <= min <= max (seconds)")
