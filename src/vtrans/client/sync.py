@@ -97,6 +97,7 @@ class Client(ClientBase):
         raise_on_error: bool = True,
         cancel_on_timeout: bool = False,
         transport: Transport = "auto",
+        expected: float | tuple[float, float] | None = None,
     ) -> Job:
         """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``.
 
@@ -104,9 +105,9 @@ class Client(ClientBase):
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
         with ``cancel_on_timeout`` the job is cancelled first). ``on_progress`` is called with
         every new state (with the default long-poll that is each answer, so rarely while pending:
-        pass ``transport="sse"`` for live progress). ``transport``: see :class:`WaitOptions`.
+        pass ``transport="sse"`` for live progress). ``transport``, ``expected``: see :class:`WaitOptions`.
         """
-        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
+        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport, expected)
         return self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
 
     def watch(
