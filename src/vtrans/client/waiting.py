@@ -6,6 +6,7 @@ requests and keep the deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from vtrans.protocol import Job, JobsWait, JobsWaitResult, parse_prefer_wait, pa
 log = logging.getLogger("vtrans.client")
 
 Transport = Literal["auto", "poll", "long-poll", "sse"]
+#: How many polls a wait told an expected range spreads over it (at growth between the policy's
+#: ``learned_factor`` and ``factor``).
+EXPECTED_POLLS = 5
 TRANSPORTS: tuple[Transport, ...] = ("auto", "poll", "long-poll", "sse")
 
 
@@ -105,11 +109,16 @@ class Tracker:
         a job this client created at ``start``."""
         long_poll = self.options.transport != "poll"
         start = self.start if start is None else start
-        expected = self.options.expected_range
-        if expected is not None:
-            learned_first = expected[0]
+        policy, expected = self.settings.poll, self.options.expected_range
+        if expected is not None and (learned_first is None or learned_first < expected[0]):
+            # From the range's low end, in about EXPECTED_POLLS steps to its high end (what the
+            # client learned of jobs of this size wins when it says they take longer).
+            low, high = expected
+            spread = min(policy.factor, max(policy.learned_factor, (high / low) ** (1 / EXPECTED_POLLS)))
+            learned_first = low
+            policy = dataclasses.replace(policy, learned_factor=spread)
         return Poller(
-            self.settings.poll,
+            policy,
             start,
             self.settings.rng,
             self.deadline,
@@ -302,7 +311,8 @@ def _from_creation(track: Tracker, created: Created) -> Flow[tuple[Poller, float
         # The server's answers carry hints: a first poll is worth its request as soon as the job
         # may plausibly be done, by how long jobs of its size took.
         first, learned = math.exp(size[0] - policy.hint_confidence * size[1]), None
-    if track.options.expected is not None:
+    expected = track.options.expected_range
+    if expected is not None and (first is None or first < expected[0]):
         learned = None  # the caller's expectation, not the learned time: nothing to learn from
     poller = track.poller(created.at, first, created.video_seconds)
     delay = poller.next_delay(created.at, created.job.estimated_seconds_remaining)
