@@ -253,10 +253,11 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
             if seen.job.result == "completed" and pending_since is not None:
                 _learn(track, created, poller, learned, seen.job, (pending_since, paced_since, sent))
             return seen.job
-        pending_since = sent
-        if paced or seen.held:
-            paced_since = sent
         now = clock.now()
+        # A held answer saw the job pending at its end; one answered at once, when it was sent.
+        pending_since = now if seen.held else sent
+        if paced or seen.held:
+            paced_since = pending_since
         if track.expired():
             raise track.timeout()
         held = now - sent if seen.held else None
