@@ -268,7 +268,7 @@ def sweep_policies(default: PollPolicy) -> list[tuple[str, PollPolicy]]:
     for cap in (1.0, 2.0, 5.0, 20.0, 40.0, 120.0):
         add(max_interval=cap)
     # The learned start, with caps at 0.7 x the baselines' intervals (0.5 ... 30 s).
-    for quantile in (0.0001, 0.05, 0.2):
+    for quantile in (0.0001, 0.001, 0.05, 0.2):
         for cap in (0.35, 0.7, 2.1, 3.5, 7.0, 14.0, 21.0):
             if cap > 0.35 or quantile < 0.1:
                 add(first=0.25, learn_quantile=quantile, learned_factor=1.5, max_interval=cap)

@@ -22,7 +22,7 @@ from vtrans.server.simulation import SimulationConfig, Timeline, draw_timeline
 
 #: The sandbox's defaults: the realistic estimate model (bias, wobble, drift, stalls).
 SANDBOX = dataclasses.replace(SimulationConfig(), error_rate=0.0)
-#: The estimate model of vtrans 0.1's sandbox: one error factor per job, nothing else.
+#: The sandbox's estimate model before this one: one error factor per job, nothing else.
 STEADY = dataclasses.replace(SANDBOX, estimate_noise=0.0, estimate_drift=0.0, stall_rate=0.0)
 #: The longest hold of the long-poll server, in seconds.
 HOLD = 30.0
@@ -102,7 +102,7 @@ KINDS: dict[str, Kind] = {
     k.key: k
     for k in [
         Kind("none", "no hints (spec-literal)", dataclasses.replace(STEADY, hints="none")),
-        Kind("bias", "estimates off by one factor per job (sigma 0.15; vtrans 0.1's sandbox)", STEADY),
+        Kind("bias", "estimates off by one factor per job (sigma 0.15; the sandbox before)", STEADY),
         Kind(
             "wobble",
             f"+ a wobble re-drawn on every answer (sigma {SANDBOX.estimate_noise:g})",

@@ -24,7 +24,8 @@ class PollPolicy:
     Without a hint from the server, polls follow a geometric schedule from the start of the wait:
     ``first * factor**(i + phase)`` seconds, with a random ``phase`` in [0, 1) and gaps capped at
     ``max_interval``. Detection lag is then at most ``(factor - 1) * duration`` (or the cap), for
-    about ``log_factor(duration / first)`` requests.
+    about ``log_factor(duration / first)`` requests. A first poll learned for the job's size, or
+    the caller's ``wait(expected=...)``, replaces ``first`` (and ``factor``: see ``learned_factor``).
 
     With a hint (the body's ``estimated_seconds_remaining``, else ``Retry-After``), the client fits
     the job's answers so far (:func:`~vtrans.client.estimates.remaining`): the countdown of several
