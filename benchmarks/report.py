@@ -392,7 +392,7 @@ def _map(ctx: Context) -> list[str]:
         "**Why a published default can win.** Where it happens, it is a spec-literal wait that knows "
         "nothing (*GET /status*: no video length, nothing learned, the first poll at once) against a "
         "fixed interval that happens to suit the band. (a) Jobs of a second or two: a fixed 3 s "
-        "(AssemblyAI) or Smithy's random 2-4 s polls once after the end, while vtrans's first "
+        "(AssemblyAI), or Smithy's 2 s, polls once after the end, while vtrans's first "
         f"scheduled poll is 3 x 1.8^phase, 3 to 5.4 s ({_rl(status)} on 1-3 s jobs). (b) Jobs of 20 s "
         "to a few minutes: a fixed 10 s or 30 s bounds the lag by the interval, while the geometric "
         "schedule (x1.8 from 3 s, gaps capped at 60 s) spends its early polls before any job can end "
@@ -400,8 +400,8 @@ def _map(ctx: Context) -> list[str]:
         f"30 s costs {fmt_s(short[plan.azure].lag)} s of lag on 1-1.5 s jobs and "
         f"{fmt_req(long[plan.azure].requests)} requests on 20 min-2 h ones, 3 s costs "
         f"{fmt_req(long['fixed 3 s (AssemblyAI)'].requests)}. "
-        "vtrans's default is the one schedule that no published default dominates on the five "
-        "workloads above (criterion 1), and as soon as the client has something to go on — its own "
+        "No published default dominates vtrans's on the five workloads above (criterion 1), and "
+        "as soon as the client has something to go on — its own "
         "jobs to learn from (*vtrans default*), or the caller's range (*expected range*) — the "
         "dominated bands shrink or vanish. A caller who knows its jobs take 20-120 s and polls a "
         "spec-literal server should say so (`expected=(20, 120)`), or simply poll every 10 s.",
@@ -447,7 +447,8 @@ def _findings(ctx: Context) -> list[str]:
         f"- **Long-poll**: lag = one round trip, {span('long-poll', 'requests')} requests per job.",
         "- **No hints**: the client's schedule has not changed: the same figures as BENCHMARKS.md at "
         "commit 94d0cd6, where a model of the client ran. Running the real client found one bug the "
-        "model hid: the poll a wait sends at once after a create taught the learning a 2 ms bound.",
+        "model hid: the poll a wait sends at once after a create taught the learning a bound of one "
+        "round trip (2 ms).",
         "",
         "Limits of the model: one client waits for its jobs one after the other, with a constant RTT "
         "and no failures; a client that creates many jobs at once learns only as they end. Estimates "
