@@ -5,8 +5,9 @@ Any process that can read a stored :class:`Timeline` can answer for it, and a re
 
 The estimate of the time left behaves like a real service's: off by a factor of its own for each
 job, wobbling from one answer to the next, drifting (wrong early, right late), and blind to the
-stalls that hold some jobs near their end. The wobble of each answer is hashed from the job's seed
-and the time of the answer, so every process gives the same answer at the same instant.
+stalls that hold some jobs near their end. The wobble is hashed from the job's seed and the period
+of the answer (the service re-estimates every 1 % of the job), so every process gives the same
+answer at the same instant.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ Outcome = Literal["completed", "error"]
 #: (``estimate``), only ``Retry-After`` (``retry-after``), or nothing (``none``).
 Hints = Literal["estimate", "retry-after", "none"]
 HINTS: tuple[Hints, ...] = ("estimate", "retry-after", "none")
+#: The service re-estimates a job's time left every NOISE_SHARE of its duration, at most every
+#: NOISE_PERIOD seconds: the wobble is drawn anew for each such period.
+NOISE_SHARE, NOISE_PERIOD = 0.01, 0.1
 
 #: Realistic failures of a video-translation backend, with how often each occurs.
 FAILURES: dict[str, tuple[str, float]] = {
@@ -52,7 +56,8 @@ class SimulationConfig:
     error_rate: float = 0.1
     #: Spread of estimates: the sigma of a job's log-normal error factor, the same for all its answers.
     estimate_spread: float = 0.15
-    #: Wobble: the sigma of a log-normal error drawn anew for every answer (0: off).
+    #: Wobble: the sigma of a log-normal error drawn anew for every answer, or rather every time the
+    #: service re-estimates (each 1 % of the job's duration, at least 0.1 s) (0: off).
     estimate_noise: float = 0.12
     #: Drift: the sigma of a job's log error at its start, which fades linearly to 0 at its planned
     #: end: a job with a negative draw is estimated optimistically early and right late, one with a
@@ -268,7 +273,10 @@ def _estimate(timeline: Timeline, t: float) -> float:
     if timeline.estimate_drift and work > 0:
         log_error += timeline.estimate_drift * left / work
     if timeline.estimate_noise:
-        log_error += timeline.estimate_noise * _gauss(timeline.noise_seed, t - timeline.created_at)
+        # Re-estimated every period: every answer in the same period wobbles alike.
+        period = max(NOISE_PERIOD, NOISE_SHARE * work)
+        draw = _gauss(timeline.noise_seed, float(math.floor((t - timeline.created_at) / period)))
+        log_error += timeline.estimate_noise * draw
     return left * timeline.estimate_factor * math.exp(log_error)
 
 
