@@ -1,14 +1,12 @@
-"""The waiting strategies the polling benchmark compares: published pollers as tiny policies, and vtrans.
+"""The published pollers the benchmark compares vtrans with, as tiny schedules; and the vtrans settings
+it sweeps. vtrans itself is not modelled here: the benchmark runs the real client (``engine.py``).
 
-Every strategy is pure (no clock, no I/O): a :class:`Session` is asked how long the server should hold
-the next poll and how long to sleep after a pending answer, given the virtual time and the answer.
-The vtrans strategies drive the real :class:`vtrans.client.policy.Poller`, exactly as
-``vtrans.client.waiting._poll`` does; nothing of it is copied here.
-
-The baselines follow ``shared/research/client-anchors.md`` (section "Baseline strategies to simulate").
-Their stop conditions (Google's 900 s, stamina's 10 attempts or 45 s) are not applied: every strategy
-waits until the job is done, and :meth:`Strategy.gives_up` reports when the default stop would have
-abandoned the wait instead.
+A baseline :class:`Session` is asked how long the server should hold the next poll and how long to
+sleep after a pending answer, given the virtual time and the answer. The baselines follow
+``shared/research/client-anchors.md`` (section "Baseline strategies to simulate"). Their stop
+conditions (Google's 900 s, stamina's 10 attempts or 45 s) are not applied: every strategy waits until
+the job is done, and :meth:`Strategy.gives_up` reports when the default stop would have abandoned the
+wait instead.
 """
 
 from __future__ import annotations
@@ -20,15 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from vtrans.client.memory import Memory
-from vtrans.client.policy import Poller, PollPolicy
-
-
-@dataclass(frozen=True)
-class Job:
-    """What the client knows of a job when it starts waiting: the length of the video it submitted."""
-
-    video_seconds: float
+from vtrans.client.policy import PollPolicy
 
 
 @dataclass(frozen=True)
@@ -45,15 +35,10 @@ class Reply:
 
 
 class Session(Protocol):
-    """The pacing of one wait, which starts with the create's answer at t = 0."""
+    """The pacing of one wait, which starts with the create's answer."""
 
-    def start(self, reply: Reply) -> float | None:
-        """The create's (pending) answer at t = 0: seconds until the first poll, ``None``: at once."""
-        ...
-
-    def finish(self, polls: int, last_pending: float, held: bool) -> None:
-        """The ``polls``-th poll saw the job done (``held``: the server honoured its hold); the one
-        before it, or the create if none, was sent at ``last_pending``."""
+    def start(self) -> float | None:
+        """Seconds from the create's answer to the first poll; ``None``: at once."""
         ...
 
     def hold(self, now: float) -> int:
@@ -66,11 +51,9 @@ class Session(Protocol):
 
 
 class Strategy:
-    """A named way of waiting; :meth:`session` starts one wait (seeded by ``rng``)."""
+    """A published poller; :meth:`session` starts one wait (seeded by ``rng``)."""
 
     name: str = ""
-    #: ``baseline``, ``vtrans`` (a PollPolicy, the default or a sweep point) or ``learned``.
-    family: str = "baseline"
     #: Reads hints from the server (estimates, Retry-After); otherwise its results do not depend on them.
     uses_hints: bool = False
     #: Asks the server to hold polls; otherwise its results do not depend on long-poll support.
@@ -80,11 +63,8 @@ class Strategy:
     #: Sleeps ``fixed_interval`` before its first poll too (else it polls at once).
     sleeps_first: bool = False
 
-    def session(self, rng: random.Random, job: Job) -> Session:
+    def session(self, rng: random.Random) -> Session:
         raise NotImplementedError
-
-    def reset(self) -> None:
-        """Forget what was learned: a new client."""
 
     def gives_up(self, requests: int, detected: float) -> bool:
         """Whether the strategy's default stop condition would have abandoned this wait."""
@@ -92,13 +72,10 @@ class Strategy:
 
 
 class _NoHold:
-    """A published poller: it polls at once, never asks for a hold and learns nothing."""
+    """A published poller: it polls at once and never asks for a hold."""
 
-    def start(self, reply: Reply) -> float | None:
+    def start(self) -> float | None:
         return None
-
-    def finish(self, polls: int, last_pending: float, held: bool) -> None:
-        pass
 
     def hold(self, now: float) -> int:
         return 0
@@ -115,7 +92,7 @@ class Fixed(Strategy):
         self.interval = self.fixed_interval = interval
         self.name, self.sleeps_first = name, sleeps_first
 
-    def session(self, rng: random.Random, job: Job) -> Session:
+    def session(self, rng: random.Random) -> Session:
         return _FixedSession(self.interval, self.sleeps_first)
 
 
@@ -123,7 +100,7 @@ class _FixedSession(_NoHold):
     def __init__(self, interval: float, sleeps_first: bool) -> None:
         self.interval, self.sleeps_first = interval, sleeps_first
 
-    def start(self, reply: Reply) -> float | None:
+    def start(self) -> float | None:
         return self.interval if self.sleeps_first else None
 
     def next_delay(self, now: float, reply: Reply) -> float:
@@ -141,7 +118,7 @@ class Sleeps(Strategy):
     ) -> None:
         self.name, self.sleeps, self._gives_up = name, sleeps, gives_up
 
-    def session(self, rng: random.Random, job: Job) -> Session:
+    def session(self, rng: random.Random) -> Session:
         return _SleepsSession(self.sleeps, rng)
 
     def gives_up(self, requests: int, detected: float) -> bool:
@@ -194,7 +171,7 @@ class HintFollower(Strategy):
     def __init__(self, name: str, source: str, fallback: float, floor: float = 0.0) -> None:
         self.name, self.source, self.fallback, self.floor = name, source, fallback, floor
 
-    def session(self, rng: random.Random, job: Job) -> Session:
+    def session(self, rng: random.Random) -> Session:
         return _HintSession(self)
 
 
@@ -225,7 +202,7 @@ class HoldOnce(Strategy):
     def __init__(self, name: str, hold: int, interval: float) -> None:
         self.name, self._hold, self.interval = name, hold, interval
 
-    def session(self, rng: random.Random, job: Job) -> Session:
+    def session(self, rng: random.Random) -> Session:
         return _HoldOnceSession(self._hold, self.interval)
 
 
@@ -266,67 +243,15 @@ def hint_baselines() -> list[Strategy]:
     ]
 
 
-# --- vtrans ---------------------------------------------------------------------------------------
-
-
-class Vtrans(Strategy):
-    """A :class:`PollPolicy` run as the client runs it: one client (one
-    :class:`~vtrans.client.memory.Memory`) creating the jobs in turn and waiting for each."""
-
-    uses_hints = True
-    asks_hold = True
-
-    def __init__(self, policy: PollPolicy, name: str, family: str = "vtrans") -> None:
-        self.policy, self.name, self.family = policy, name, family
-        self.memory = Memory()
-
-    def reset(self) -> None:
-        self.memory = Memory()
-
-    def session(self, rng: random.Random, job: Job) -> Session:
-        return VtransSession(self.policy, self.memory, rng, job.video_seconds)
-
-
-class VtransSession:
-    """``waiting._poll`` for a job the client just created, step for step: the real
-    :class:`Poller` and the client's real :class:`Memory` decide; this only relays."""
-
-    def __init__(self, policy: PollPolicy, memory: Memory, rng: random.Random, video_seconds: float) -> None:
-        self.policy, self.memory, self.rng, self.video_seconds = policy, memory, rng, video_seconds
-        self.first: float | None = None
-
-    def start(self, reply: Reply) -> float | None:
-        if self.memory.holds is not False:
-            self.poller = Poller(self.policy, 0.0, self.rng)
-            return None  # a server that may hold polls is asked at once
-        # The server answers polls at once: the create's answer stands for the first poll.
-        first = self.memory.pace.first(self.policy, self.video_seconds)
-        self.poller = Poller(self.policy, 0.0, self.rng, learned_first=first)
-        delay = self.poller.next_delay(0.0, reply.estimate)
-        # As waiting._poll: a first poll that follows the create's estimate teaches nothing.
-        self.first = None if self.poller.hinted_polls else first
-        return delay
-
-    def hold(self, now: float) -> int:
-        return self.poller.hold(now)
-
-    def next_delay(self, now: float, reply: Reply) -> float:
-        if self.poller.asked:
-            self.memory.holds = reply.held is not None
-        hint = reply.estimate if reply.estimate is not None else reply.retry_after
-        return self.poller.next_delay(now, hint, reply.held, estimate=reply.estimate is not None)
-
-    def finish(self, polls: int, last_pending: float, held: bool) -> None:
-        if self.poller.asked and held:  # a final answer that was not held says nothing
-            self.memory.holds = True
-        self.memory.pace.observe(self.policy, self.video_seconds, last_pending, self.first)
+# --- the vtrans sweep ------------------------------------------------------------------------------
 
 
 def sweep_policies(default: PollPolicy) -> list[tuple[str, PollPolicy]]:
-    """The vtrans settings swept: ``first`` x ``factor`` x ``random_phase`` x ``max_interval``;
-    ``max_interval`` alone; the learned start: ``learn_quantile`` x ``max_interval`` (caps under the
-    baselines' intervals) and ``learn_quantile`` x ``learned_factor`` x ``max_interval``; the
-    default's ``max_interval`` x ``learned_factor``; the default without learning."""
+    """The vtrans settings swept without hints (each run by the real client): the schedule's
+    ``first`` x ``factor`` x ``max_interval``; ``max_interval`` alone; a learned start with caps
+    under the baselines' intervals (``learn_quantile`` x ``max_interval``, first 0.25 s,
+    ``learned_factor`` 1.5); ``learn_quantile`` x ``learned_factor`` with the default's caps; the
+    default without learning."""
     out: list[tuple[str, PollPolicy]] = []
     seen: set[PollPolicy] = {default}
 
@@ -336,23 +261,21 @@ def sweep_policies(default: PollPolicy) -> list[tuple[str, PollPolicy]]:
             seen.add(policy)
             out.append((policy_label(policy), policy))
 
-    for first in (0.25, 0.5, 1.0, 3.0):
-        for factor in (1.2, 1.3, 1.5, 1.8, 2.0):
-            for random_phase in (True, False):
-                for cap in (10.0, 30.0, math.inf):
-                    add(first=first, factor=factor, random_phase=random_phase, max_interval=cap)
-    for cap in (1.0, 2.0, 5.0, 20.0, 60.0, 120.0):
+    for first in (0.5, 3.0):
+        for factor in (1.3, 1.5, 2.0):
+            for cap in (10.0, math.inf):
+                add(first=first, factor=factor, max_interval=cap)
+    for cap in (1.0, 2.0, 5.0, 20.0, 40.0, 120.0):
         add(max_interval=cap)
-    # The learned start, with caps at 0.7 x the baselines' longest intervals, and longer ones.
-    for quantile in (0.0001, 0.001, 0.01, 0.05, 0.2):
+    # The learned start, with caps at 0.7 x the baselines' intervals (0.5 ... 30 s).
+    for quantile in (0.0001, 0.001, 0.05, 0.2):
         for cap in (0.35, 0.7, 2.1, 3.5, 7.0, 14.0, 21.0):
-            add(first=0.25, learn_quantile=quantile, learned_factor=1.5, max_interval=cap)
-        for learned_factor in (1.1, 1.2, 1.5, 2.0):
-            for cap in (20.0, 60.0, math.inf):
+            if cap > 0.35 or quantile < 0.1:
+                add(first=0.25, learn_quantile=quantile, learned_factor=1.5, max_interval=cap)
+    for quantile in (0.01, 0.05, 0.2):
+        for learned_factor in (1.1, 1.5, 2.0):
+            for cap in (20.0, 60.0):
                 add(learn_quantile=quantile, learned_factor=learned_factor, max_interval=cap)
-    for cap in (20.0, 30.0, 40.0, 60.0):
-        for learned_factor in (1.2, 1.3):
-            add(max_interval=cap, learned_factor=learned_factor, learn_quantile=0.05)
     add(learn=False)
     return out
 
@@ -369,6 +292,15 @@ def describe(p: PollPolicy) -> str:
     cap = "∞" if math.isinf(p.max_interval) else f"{p.max_interval:g}"
     fields = [f"first={p.first:g}", f"factor={p.factor:g}", f"max_interval={cap}"]
     fields.append(f"random_phase={p.random_phase}")
-    for name in ("hint_fraction", "hint_rate", "learn", "learn_quantile", "learned_factor"):
+    names = (
+        "learn",
+        "learn_quantile",
+        "learned_factor",
+        "hint_lag",
+        "hint_floor",
+        "hint_confidence",
+        "max_hint",
+    )
+    for name in names:
         fields.append(f"{name}={getattr(p, name)}")
     return ", ".join(fields)

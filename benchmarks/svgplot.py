@@ -17,7 +17,8 @@ class Point:
     x: float
     y: float
     label: str
-    #: ``baseline``, ``vtrans``, ``before``, ``unlearned`` or ``sweep`` (sweep points are not labelled).
+    #: ``baseline``, ``hint``, ``vtrans``, ``before`` (a wait that learned nothing), ``unlearned`` or
+    #: ``sweep`` (sweep points are not labelled).
     kind: str
     frontier: bool = False
 
@@ -102,7 +103,7 @@ def scatter(points: list[Point], title: str, xlabel: str, ylabel: str) -> str:
         ("baseline", "published poller"),
         ("hint", "poller reading hints"),
         ("vtrans", "vtrans default"),
-        ("before", "vtrans 0.1.0 defaults"),
+        ("before", "vtrans on GET /status (nothing learned)"),
         ("unlearned", "vtrans default, no learning"),
         ("sweep", "vtrans sweep"),
     ]

@@ -162,6 +162,8 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
         self.ready_at = 0.0
+        #: Once started, the port is the service's: a restart keeps it.
+        self.started_once = False
 
     def __repr__(self) -> str:
         return f"<ServiceProcess {self.url} args={self.args!r} running={self.running}>"
@@ -212,6 +214,11 @@ class ServiceProcess:
         with httpx2.Client(timeout=1.0) as probe:
             while True:
                 code = self.process.poll()
+                if code is not None and self._port_taken() and not self.started_once:
+                    # free_port() only found a port free a moment ago: another test took it since.
+                    self.port = free_port()
+                    self.url = f"http://127.0.0.1:{self.port}"
+                    return self.start()
                 if code is not None:
                     raise ServiceError(
                         f"the service exited with {code} before it answered:\n{self.log_tail()}"
@@ -228,7 +235,11 @@ class ServiceProcess:
                     )
                 time.sleep(0.02)
         self.ready_at = time.time()
+        self.started_once = True
         return self
+
+    def _port_taken(self) -> bool:
+        return f"cannot listen on 127.0.0.1:{self.port}: Address already in use" in self.log_tail(3)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited after ``timeout`` s; return the exit code."""

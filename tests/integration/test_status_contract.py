@@ -88,7 +88,7 @@ def assert_timing(
 def test_pending_until_the_delay_then_one_terminal_value_forever(
     service_factory: Callable[..., Any], wait_until: Callable[..., Any]
 ) -> None:
-    delay = 1.0
+    delay = 3.0  # longer than a start-up on a busy machine: the first answer must still be pending
     svc = service_factory("--delay", str(delay), "--error-rate", "0")
     with svc.client() as client:
         pending, first, later = watch(client, wait_until, timeout=delay + 10, after=20)

@@ -18,18 +18,22 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vtrans.client.policy import HINT_RATES, Poller, PollPolicy, RetryPolicy
+from vtrans.client.estimates import Model, Quality
+from vtrans.client.policy import Poller, PollPolicy, RetryPolicy
 
-#: Every knob spelled out: a 0.5 s x 1.5^(i + phase) schedule capped at 30 s, hints followed exactly.
+#: Every knob spelled out: a 0.5 s x 1.5^(i + phase) schedule capped at 30 s; with hints, a lag of
+#: 4 % of the job's duration (at least 0.25 s) allowed, plausible ends 2 standard deviations out.
 BASE = PollPolicy(
     first=0.5,
     factor=1.5,
     max_interval=30.0,
     min_interval=0.05,
-    hint_floor=0.1,
-    hint_fraction=1.0,
-    hint_rate=False,
+    hint_lag=0.04,
+    hint_floor=0.25,
+    hint_confidence=2.0,
     random_phase=True,
     use_hints=True,
     max_hint=600.0,
@@ -275,44 +279,51 @@ def test_after_the_first_re_poll_no_gap_exceeds_max_interval(
         assert seen - duration <= max_interval + 1e-5
 
 
-# --- hints ------------------------------------------------------------------------------------
+# --- hints: the basics ------------------------------------------------------------------------
+
+#: What a client may have learned of its server (``vtrans.client.estimates``): steady estimates
+#: (one bias per job), wobbly ones (and a wobble per answer), the sandbox's (and drift).
+STEADY = Model(bias_spread=0.3, drift_spread=0.0, wobble=0.01)
+WOBBLY = Model(bias_spread=0.15, drift_spread=0.0, wobble=0.12)
+DRIFTING = Model(bias_spread=0.15, drift_spread=0.3, wobble=0.12)
 
 
-def test_first_hint_is_followed_exactly() -> None:
-    poller = Poller(pinned(), 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 7.3) == 7.3
-    # Longer than max_interval too: the server knows best (up to max_hint).
-    poller = Poller(pinned(max_interval=5.0), 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 42.0) == 42.0
+def knows(model: Model) -> Quality:
+    q = Quality()
+    q.model = model
+    return q
 
 
-def test_short_hints_re_ramp_from_hint_floor_by_factor() -> None:
-    """Once a hint proved short (still pending), sleeps are at least ``hint_floor * factor**k``."""
-    policy = pinned(hint_floor=0.1, factor=2.0, max_interval=3.0)
-    poller = Poller(policy, 0.0, random.Random(0))
-    t = 0.0
-    first = poller.next_delay(t, 2.0)
-    assert first == 2.0
-    sleeps = []
-    for _ in range(8):
-        t += 1.0
-        sleeps.append(poller.next_delay(t, 0.0))  # "any moment now", again and again
-    # 0.1 * 2**k, then capped at max_interval.
-    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.0, 3.0, 3.0])
+def hinted(policy: PollPolicy | None = None, start: float = 0.0, model: Model = WOBBLY) -> Poller:
+    return Poller(policy or pinned(), start, random.Random(0), quality=knows(model))
 
 
-def test_a_hint_longer_than_the_floor_wins() -> None:
-    poller = Poller(pinned(hint_floor=0.1), 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 5.0) == 5.0
-    assert poller.next_delay(5.0, 0.0) == pytest.approx(0.1)
-    assert poller.next_delay(5.1, 2.5) == 2.5  # a new, longer estimate is followed
-    assert poller.next_delay(7.6, 0.01) == pytest.approx(0.1 * 1.5**2)
+def test_the_first_hint_sleeps_to_its_earliest_plausible_end_plus_the_lag_allowed() -> None:
+    """Far from the end: the estimate (100 s) could be 2 standard deviations (0.2 in log) too long,
+    so the client sleeps 100 e^-0.4 = 67 s, plus the 4 % of the job it may be late by."""
+    poller = hinted(model=Model(0.2, 0.0, 0.001))
+    assert poller.next_delay(0.0, 100.0) == pytest.approx(100 * math.exp(-0.4) + 4.0, rel=0.02)
+    assert not poller.aimed
+
+
+def test_near_its_end_a_job_is_polled_at_its_latest_plausible_end() -> None:
+    """The job is 1000 s old and 10 s are said to be left: 10 e^0.4 = 15 s is within the 40 s of lag
+    allowed, so the poll goes out when the job is done whatever the estimate's error."""
+    poller = hinted(start=-1000.0, model=Model(0.2, 0.0, 0.001))
+    assert poller.next_delay(0.0, 10.0) == pytest.approx(10 * math.exp(0.4), rel=0.02)
+    assert poller.aimed
 
 
 def test_a_tiny_hint_is_raised_to_min_interval() -> None:
     poller = Poller(pinned(min_interval=0.05), 0.0, random.Random(0))
     assert poller.next_delay(0.0, 0.0) == pytest.approx(0.05)
-    assert Poller(pinned(), 0.0, random.Random(0)).next_delay(0.0, -3.0) == pytest.approx(0.05)
+
+
+def test_a_negative_hint_is_no_hint() -> None:
+    policy = pinned(random_phase=False)
+    assert Poller(policy, 0.0, random.Random(0)).next_delay(0.0, -3.0) == Poller(
+        policy, 0.0, random.Random(0)
+    ).next_delay(0.0, None)
 
 
 def test_max_hint_caps_a_long_estimate() -> None:
@@ -341,112 +352,135 @@ def test_use_hints_false_ignores_hints() -> None:
 def test_polls_without_hint_between_hinted_ones_follow_the_schedule() -> None:
     policy = pinned(random_phase=False)
     poller = Poller(policy, 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 1.0) == 1.0
+    poller.next_delay(0.0, 1.0)
     # No hint this time: back to the geometric schedule from the start of the wait (next point 1.125).
     assert poller.next_delay(1.0, None) == pytest.approx(0.125)
 
 
-# --- hint_fraction and hint_rate -------------------------------------------------------------
+# --- hints: estimates that behave like real ones -----------------------------------------------
 
 
-def run_hinted(policy: PollPolicy, done_at: float, estimate: Callable[[float], float]) -> list[float]:
-    """Poll, on a zero-latency virtual clock, a job that ends ``done_at`` s after the start and,
-    while pending, answers the hint ``estimate(t)``; return the poll times (the last sees the end)."""
-    poller = Poller(policy, 0.0, random.Random(0))
-    polls = [0.0]
-    while polls[-1] < done_at - 1e-9:
-        polls.append(polls[-1] + poller.next_delay(polls[-1], estimate(polls[-1])))
-        assert len(polls) < 1000, "the hints do not advance"
-    return polls
+def run_hinted(
+    done_at: float,
+    estimate: Callable[[float], float],
+    model: Model,
+    policy: PollPolicy | None = None,
+    step: float = 0.001,
+) -> list[float]:
+    """Wait on a zero-latency virtual clock for a job created at 0 that ends at ``done_at``: the
+    create's answer (at 0) and every pending poll answer ``estimate(t)`` (rounded to ``step``: 1 is
+    a ``Retry-After``). Returns the answers' times: the create's, then each poll's (the last sees
+    the end), so a wait made ``len(...) - 1`` requests."""
+    poller = Poller(policy or pinned(), 0.0, random.Random(0), quality=knows(model))
+    times = [0.0]
+    while times[-1] < done_at:
+        hint = estimate(times[-1])
+        hint = float(max(1, math.ceil(hint))) if step >= 1 else max(0.001, round(hint, 3))
+        times.append(times[-1] + poller.next_delay(times[-1], hint, estimate=step < 1))
+        assert len(times) < 1000, "the hints do not advance"
+    return times
 
 
-@pytest.mark.parametrize("hint_rate", [False, True])
-@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.8, 1.0])
-def test_the_first_hint_sleeps_hint_fraction_of_it(fraction: float, hint_rate: bool) -> None:
-    policy = pinned(hint_fraction=fraction, hint_rate=hint_rate)
-    for hint in (2.0, 7.3, 42.0, 500.0):
-        assert Poller(policy, 0.0, random.Random(0)).next_delay(0.0, hint) == pytest.approx(fraction * hint)
-
-
-def test_an_estimate_20_percent_too_long_is_corrected_by_its_countdown_rate() -> None:
-    """The job ends at t = 50 and the server says 1.2 x the time left: 60 s at t = 0, 24 s at t = 30.
-    The estimate shrank by 36 s in 30 s, 1.2 s per second: 24 / 1.2 = 20 s is really left."""
-    poller = Poller(pinned(hint_fraction=0.5, hint_rate=True), 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 60.0) == 30.0  # half of the first hint
-    assert poller.next_delay(30.0, 24.0) == pytest.approx(20.0)  # 30 + 20: the true end
+def allowed(duration: float, policy: PollPolicy = BASE) -> float:
+    return max(policy.hint_floor, policy.hint_lag * duration)
 
 
 @pytest.mark.parametrize("duration", [4.0, 50.0, 600.0])
-@pytest.mark.parametrize("bias", [0.6, 0.8, 1.0, 1.2, 1.5, 1.9])
-def test_the_countdown_rate_lands_the_third_poll_on_the_end(bias: float, duration: float) -> None:
-    """An estimate ``bias`` times the time left counts down at ``bias`` s per second: the second
-    hint divided by that rate is the time really left, so three requests see the job end with no
-    lag."""
-    polls = run_hinted(pinned(hint_fraction=0.5, hint_rate=True), duration, lambda t: bias * (duration - t))
-    assert polls == pytest.approx([0.0, 0.5 * bias * duration, duration], rel=1e-9)
+@pytest.mark.parametrize("bias", [0.6, 0.8, 1.0, 1.2, 1.5])
+def test_a_steady_estimate_is_read_through_its_countdown(bias: float, duration: float) -> None:
+    """A steady server's estimate off by ``bias`` counts down at ``bias`` s per second: two answers
+    show the time really left, and the third request sees the job end, within the lag allowed."""
+    times = run_hinted(duration, lambda t: bias * (duration - t), STEADY)
+    assert len(times) - 1 <= 3
+    assert 0 <= times[-1] - duration <= allowed(duration)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    duration=st.floats(2.0, 3600.0),
+    bias=st.floats(-0.3, 0.3),
+    wobble=st.lists(st.floats(-0.24, 0.24), min_size=60, max_size=60),
+)
+def test_a_wobbling_estimate_never_makes_the_client_sleep_far_past_the_end(
+    duration: float, bias: float, wobble: list[float]
+) -> None:
+    """Whatever the errors, within 2 standard deviations of the server's (a job's bias in +-0.3, each
+    answer's wobble in +-0.24), the client is never late by more than a fifth of the job."""
+    errors = iter(wobble)
+    times = run_hinted(duration, lambda t: (duration - t) * math.exp(bias + next(errors)), WOBBLY)
+    assert times[-1] - duration <= 0.2 * duration + BASE.hint_floor
+    assert len(times) - 1 <= 8
+
+
+def draw_waits(
+    model: Model, bias: float, drift: float, wobble: float, n: int = 400, step: float = 0.001
+) -> tuple[float, float]:
+    """``n`` jobs of 2 s to 1 h whose estimates err as the sandbox's do, waited for by a client that
+    knows ``model``: (mean requests, share of jobs detected within the issue's bound, max(0.5 s,
+    5 % of the duration), a little above the 4 % the policy allows itself)."""
+    rng = random.Random(11)
+    requests, within = 0, 0
+    for _ in range(n):
+        duration = math.exp(rng.uniform(math.log(2.0), math.log(3600.0)))
+        b, d = rng.gauss(0.0, bias), rng.gauss(0.0, drift)
+
+        def estimate(t: float, duration: float = duration, b: float = b, d: float = d) -> float:
+            left = duration - t
+            return left * math.exp(b + d * left / duration + rng.gauss(0.0, wobble))
+
+        times = run_hinted(duration, estimate, model, step=step)
+        requests += len(times) - 1
+        within += times[-1] - duration <= max(0.5, 0.05 * duration)
+    return requests / n, within / n
 
 
 @pytest.mark.parametrize(
-    ("second", "rate"),
-    [(60.0, 0.0), (75.0, -1.0), (54.0, 0.4), (15.0, 3.0), (6.0, 3.6)],
-    ids=["stalled", "grew", "too-slow", "too-fast", "much-too-fast"],
+    ("model", "drift", "wobble"),
+    [(WOBBLY, 0.0, 0.12), (DRIFTING, 0.25, 0.0), (DRIFTING, 0.25, 0.12)],
+    ids=["wobble", "drift", "both"],
 )
-def test_a_countdown_rate_outside_hint_rates_is_ignored(second: float, rate: float) -> None:
-    """An estimate that stalls, grows, or shrinks at a rate outside HINT_RATES jumped (a new stage,
-    a revised plan) rather than being biased: the sleep is ``hint_fraction`` of the hint again."""
-    assert not HINT_RATES[0] <= rate <= HINT_RATES[1]
-    poller = Poller(pinned(hint_fraction=0.25, hint_rate=True), 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 60.0) == 15.0
-    assert (60.0 - second) / 15.0 == pytest.approx(rate)
-    assert poller.next_delay(15.0, second) == pytest.approx(0.25 * second)
+def test_wobble_and_drift_cost_a_request_or_two_not_the_lag(
+    model: Model, drift: float, wobble: float
+) -> None:
+    """The issue's goal on the sandbox's noise: <= 4 requests per job, 95 % of jobs within the bound."""
+    requests, within = draw_waits(model, 0.15, drift, wobble)
+    assert requests <= 4.0
+    assert within >= 0.95
 
 
-@pytest.mark.parametrize("rate", [0.55, 0.8, 1.0, 1.25, 1.95])
-def test_a_countdown_rate_within_hint_rates_is_believed(rate: float) -> None:
-    assert HINT_RATES[0] < rate < HINT_RATES[1]
-    poller = Poller(pinned(hint_fraction=0.25, hint_rate=True), 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 60.0) == 15.0
-    second = 60.0 - rate * 15.0
-    assert poller.next_delay(15.0, second) == pytest.approx(second / rate)
+def test_retry_after_s_whole_seconds_cost_little_more() -> None:
+    """The same errors, told in whole seconds (a ``Retry-After`` with no estimate in the body)."""
+    requests, within = draw_waits(DRIFTING, 0.15, 0.25, 0.12, step=1.0)
+    assert requests <= 4.5
+    assert within >= 0.95
 
 
-def test_without_hint_rate_every_hint_is_slept_at_hint_fraction() -> None:
-    """The same estimate 20 % too long as above: 60 -> 30 s, then 24 -> 12 s (not 24 / 1.2 = 20 s),
-    9.6 -> 4.8 s ... closing in on the end by halves."""
-    policy = pinned(hint_fraction=0.5, hint_rate=False)
-    polls = run_hinted(policy, 50.0, lambda t: 1.2 * (50.0 - t))
-    sleeps = [b - a for a, b in pairwise(polls)]
-    assert sleeps[:4] == pytest.approx([30.0, 12.0, 4.8, 1.92])
-    assert len(polls) > 5  # more requests than the rate's three
+@settings(max_examples=100, deadline=None)
+@given(planned=st.floats(1.0, 3600.0), stall=st.floats(0.0, 2.0), bias=st.floats(0.7, 1.4))
+def test_a_job_that_outlives_its_estimate_is_polled_every_hint_lag_of_its_age(
+    planned: float, stall: float, bias: float
+) -> None:
+    """A stall: the estimate counts down to the planned end, then says 0, and the job ends
+    ``stall`` x later. The lag stays within what is allowed, for requests that grow with the
+    logarithm of the stall (the polls are ``hint_lag`` of the job's age apart), after those the
+    approach took (one per ``max_hint`` at most)."""
+    duration = planned * (1 + stall)
+    times = run_hinted(duration, lambda t: bias * max(0.0, planned - t), WOBBLY)
+    assert times[-1] - duration <= allowed(duration) + 1e-9
+    overrun = math.log(duration / planned) / math.log(1 + BASE.hint_lag)
+    assert len(times) - 1 <= 6 + planned / BASE.max_hint + overrun
 
 
-def test_with_hint_rate_a_job_that_outlives_its_hints_re_ramps_from_hint_floor() -> None:
-    """Hints that reach 0 and stay there ("any moment now"): sleeps ``hint_floor * factor**k``, as
-    without ``hint_rate``."""
-    policy = pinned(hint_floor=0.1, factor=2.0, max_interval=3.0, hint_fraction=0.5, hint_rate=True)
-    poller = Poller(policy, 0.0, random.Random(0))
-    assert poller.next_delay(0.0, 2.0) == 1.0
-    t, sleeps = 1.0, []
-    for _ in range(8):
-        sleeps.append(poller.next_delay(t, 0.0))
-        t += sleeps[-1]
-    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 3.0, 3.0, 3.0])
-
-
-def test_hint_fraction_1_without_hint_rate_is_the_old_behaviour_exactly() -> None:
-    """``hint_fraction=1, hint_rate=False`` sleeps what vtrans 0.1.0 slept on a hint: the hint, at
-    least the re-ramp floor and ``min_interval``, at most ``max_hint``."""
-    policy = pinned(hint_fraction=1.0, hint_rate=False)
-    rng = random.Random(3)
-    for _ in range(200):
-        poller = Poller(policy, 0.0, random.Random(0))
-        now = 0.0
-        for k in range(12):
-            hint = rng.choice([0.0, -1.0, rng.uniform(0.0, 5.0), rng.uniform(0.0, 2000.0)])
-            floor = 0.0 if k == 0 else policy.hint_floor * policy.factor ** (k - 1)
-            old = max(policy.min_interval, min(policy.max_interval, floor), min(hint, policy.max_hint))
-            assert poller.next_delay(now, hint) == old
-            now += rng.uniform(0.0, 100.0)
+def test_a_hint_that_does_not_count_down_is_a_minimum() -> None:
+    """``Retry-After: 60`` again and again (a cap, or a fixed interval): not an estimate. Once it has
+    said the same for as long as it says, the client follows its schedule, never sooner than the
+    server asks."""
+    policy = pinned(max_interval=60.0, factor=1.8, first=3.0)
+    times = run_hinted(1000.0, lambda t: 60.0, WOBBLY, policy, step=1.0)
+    sleeps = [b - a for a, b in pairwise(times)]
+    assert all(s >= 60.0 - 1e-9 for s in sleeps[2:])
+    plain, _ = run_schedule(dataclasses.replace(policy, random_phase=False), 1000.0)
+    assert len(times) - 1 <= len(plain) + 1
 
 
 # --- long-poll and the deadline --------------------------------------------------------------
@@ -475,7 +509,8 @@ def test_a_full_hold_means_ask_again_at_once() -> None:
     assert poller.next_delay(45.0, 5.0, held=15.0) == 0.0  # held for at least half of it
     # Held only briefly (the server capped it): pace as usual.
     assert poller.hold(45.0) == 30
-    assert poller.next_delay(47.0, 5.0, held=2.0) == 5.0
+    paced = Poller(pinned(), 0.0, random.Random(0)).next_delay(47.0, 5.0)
+    assert poller.next_delay(47.0, 5.0, held=2.0) == paced > 0
 
 
 def test_a_server_that_ignores_long_poll_is_no_longer_asked() -> None:
@@ -545,12 +580,12 @@ def test_retry_delay_is_reproducible_with_a_seed() -> None:
         {"min_interval": -0.1},
         {"max_interval": 0.01, "min_interval": 0.05},
         {"max_interval": math.nan},
-        {"hint_fraction": 0.0},
-        {"hint_fraction": -0.5},
-        {"hint_fraction": 1.01},
-        {"hint_fraction": 2.0},
-        {"hint_fraction": math.nan},
-        {"hint_fraction": math.inf},
+        {"hint_lag": -0.01},
+        {"hint_lag": math.nan},
+        {"hint_floor": 0.0},
+        {"hint_floor": math.nan},
+        {"hint_confidence": -1.0},
+        {"hint_confidence": math.nan},
     ],
 )
 def test_invalid_poll_policy_is_refused(kwargs: dict[str, float]) -> None:
@@ -558,9 +593,9 @@ def test_invalid_poll_policy_is_refused(kwargs: dict[str, float]) -> None:
         PollPolicy(**kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("fraction", [1e-3, 0.5, 1.0])
-def test_hint_fraction_in_0_exclusive_to_1_inclusive_is_accepted(fraction: float) -> None:
-    assert PollPolicy(hint_fraction=fraction).hint_fraction == fraction
+def test_the_hint_knobs_accept_their_edges() -> None:
+    edges = PollPolicy(hint_lag=0.0, hint_floor=1e-3, hint_confidence=0.0)
+    assert (edges.hint_lag, edges.hint_floor, edges.hint_confidence) == (0.0, 1e-3, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -581,25 +616,21 @@ def test_invalid_retry_policy_is_refused(kwargs: dict[str, float]) -> None:
 
 def test_default_policies_are_valid_and_documented_values() -> None:
     """The defaults the benchmark chose (BENCHMARKS.md, README): 3 s x 1.8^(i + phase) capped at 60 s,
-    or, once learned, from the 5 % point of past jobs by x1.2; half of the first hint, then the hint
-    corrected by its countdown rate."""
+    or, once learned, from the 5 % point of past jobs by x1.2; with hints, a lag of 4 % of the job
+    (at least 0.4 s), plausible ends 2 standard deviations out, sleeps of 30 min at most."""
     poll, retry = PollPolicy(), RetryPolicy()
     assert (poll.first, poll.factor, poll.max_interval, poll.min_interval) == (3.0, 1.8, 60.0, 0.05)
     assert (poll.learn, poll.learn_quantile, poll.learned_factor) == (True, 0.05, 1.2)
-    assert (poll.hint_fraction, poll.hint_rate, poll.hint_floor, poll.max_hint) == (0.5, True, 0.1, 600.0)
+    assert (poll.hint_lag, poll.hint_floor, poll.hint_confidence, poll.max_hint) == (0.04, 0.4, 2.0, 1800.0)
     assert (poll.random_phase, poll.use_hints, poll.long_poll) == (True, True, 30.0)
     assert retry.attempts >= 2
     assert retry.backoff <= retry.max_backoff
 
 
-def test_retry_after_is_followed_as_it_is_not_read_as_an_estimate() -> None:
-    """Whole-second Retry-After hints are the server's pacing: no fraction, no countdown rate.
-
-    (Read as estimates, "5" then "3" 2.5 s later would look like a rate of 0.8 and make the
-    client sleep 1.25 s past the end of a 5 s job.)
-    """
+def test_a_retry_after_is_read_as_whole_seconds() -> None:
+    """ "5", then "3" 2.5 s later: each says a time in (n - 1, n]. Read so, they cannot make the client
+    sleep past the end of a 5 s job by more than the lag allowed (read as exact estimates, they look
+    like a countdown of 0.8 s per second: 3 / 0.8 = 3.75 s, 1.25 s late)."""
     poller = Poller(PollPolicy(), start=0.0, rng=random.Random(0))
-    assert poller.next_delay(0.0, 5.0, estimate=False) == 5.0
-    assert poller.next_delay(5.0, 1.0, estimate=False) == 1.0
-    estimating = Poller(PollPolicy(), start=0.0, rng=random.Random(0))
-    assert estimating.next_delay(0.0, 5.0) == pytest.approx(2.5)  # an estimate: half of it first
+    assert poller.next_delay(0.0, 5.0, estimate=False) < 5.0
+    assert 2.5 + poller.next_delay(2.5, 3.0, estimate=False) <= 5.0 + PollPolicy().hint_floor

@@ -6,9 +6,13 @@ A job's timeline is drawn once (:func:`draw_timeline`) and its state at any inst
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import random
+import statistics
 
+import msgspec
 import pytest
 
 from vtrans.protocol import JobError, Simulate
@@ -20,11 +24,14 @@ from vtrans.server.simulation import (
     cancel,
     draw_fixed_delay,
     draw_timeline,
+    shifted,
     state_at,
 )
 
 T0 = 1_700_000_000.0  # an arbitrary "now"
-EXACT = SimulationConfig(duration_spread=0.0, estimate_spread=0.0, error_rate=0.0)
+#: The estimate's wobble, drift and stalls off: what is left is one error factor per job.
+STEADY = SimulationConfig(estimate_noise=0.0, estimate_drift=0.0, stall_rate=0.0)
+EXACT = dataclasses.replace(STEADY, duration_spread=0.0, estimate_spread=0.0, error_rate=0.0)
 
 
 def grid(timeline: Timeline, steps: int = 200, past: float = 1.5) -> list[float]:
@@ -192,7 +199,7 @@ def test_a_failed_job_never_reports_full_progress(sim: dict[str, object]) -> Non
 
 @pytest.mark.parametrize("seed", range(10))
 def test_the_estimate_is_positive_while_pending_and_converges(seed: int) -> None:
-    timeline = draw(seed, 90, SimulationConfig(error_rate=0.0, estimate_spread=0.3))
+    timeline = draw(seed, 90, dataclasses.replace(STEADY, error_rate=0.0, estimate_spread=0.3))
     errors = []
     for t in grid(timeline, past=1.0)[:-1]:
         state = state_at(timeline, t)
@@ -226,6 +233,178 @@ def test_a_zero_duration_job_is_done_at_once() -> None:
     assert state.result == "completed"
     assert state.progress == 1.0
     assert state.finished_at == T0
+
+
+# --- estimates that behave like real ones -----------------------------------------------------
+
+
+def log_errors(timeline: Timeline, steps: int = 400) -> list[tuple[float, float]]:
+    """(share of the planned work left, log of estimate / the plan's time left) while pending."""
+    work = timeline.planned_end - timeline.created_at - timeline.stall_seconds
+    out = []
+    for t in grid(timeline, steps, past=1.0)[1:-1]:
+        left = timeline.created_at + work - t
+        estimate = state_at(timeline, t).estimated_remaining
+        if left > 1e-6 * work and estimate is not None:
+            out.append((left / work, math.log(estimate / left)))
+    return out
+
+
+def test_the_default_sandbox_wobbles_drifts_and_stalls() -> None:
+    config = SimulationConfig()
+    assert config.estimate_noise > 0
+    assert config.estimate_drift > 0
+    assert config.stall_rate > 0
+    assert config.hints == "estimate"
+
+
+def test_each_answer_wobbles_around_the_job_s_factor() -> None:
+    """One answer per re-estimation period (1 % of the job): the wobble is log-normal, of the
+    configured sigma, around the job's own factor, and drawn anew each period."""
+    config = dataclasses.replace(STEADY, error_rate=0.0, estimate_noise=0.12)
+    timeline = draw(3, 600, config)
+    work = timeline.planned_end - timeline.created_at
+    wobble = []
+    for k in range(95):
+        t = timeline.created_at + (k + 0.5) * 0.01 * work
+        left = timeline.planned_end - t
+        estimate = state_at(timeline, t).estimated_remaining
+        assert estimate is not None
+        wobble.append(math.log(estimate / left) - math.log(timeline.estimate_factor))
+    assert statistics.fmean(wobble) == pytest.approx(0.0, abs=0.04)
+    assert statistics.stdev(wobble) == pytest.approx(0.12, rel=0.2)
+    pairs = list(itertools.pairwise(wobble))
+    assert abs(statistics.correlation([a for a, _ in pairs], [b for _, b in pairs])) < 0.25
+
+
+def test_answers_within_a_period_wobble_alike() -> None:
+    """A service re-estimates now and then, not on every request: two answers a moment apart
+    (here, 1 ms) carry the same error; so do two services that answer a create a moment apart."""
+    config = dataclasses.replace(STEADY, error_rate=0.0, estimate_noise=0.12)
+    timeline = draw(3, 600, config)
+    for t in (T0, T0 + 40.0, T0 + 77.7):
+        a, b = state_at(timeline, t), state_at(timeline, t + 0.001)
+        assert a.estimated_remaining is not None
+        assert b.estimated_remaining is not None
+        left_a, left_b = timeline.planned_end - t, timeline.planned_end - t - 0.001
+        assert a.estimated_remaining / left_a == pytest.approx(b.estimated_remaining / left_b, rel=1e-9)
+
+
+def test_the_wobble_is_a_pure_function_of_the_timeline_and_the_time() -> None:
+    timeline = draw(5, 300, dataclasses.replace(SimulationConfig(), error_rate=0.0))
+    again = msgspec.json.decode(msgspec.json.encode(timeline), type=Timeline)
+    later = shifted(timeline, 1234.5)
+    for t in grid(timeline, 50, past=1.0):
+        assert state_at(timeline, t) == state_at(again, t), "every process answers alike"
+        moved = state_at(later, t + 1234.5)
+        assert moved.estimated_remaining == pytest.approx(state_at(timeline, t).estimated_remaining)
+        assert moved.progress == state_at(timeline, t).progress
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_drift_is_wrong_early_and_right_late(seed: int) -> None:
+    config = dataclasses.replace(STEADY, error_rate=0.0, estimate_spread=0.0, estimate_drift=0.3)
+    timeline = draw(seed, 300, config)
+    errors = log_errors(timeline)
+    # The log error fades linearly with the share of work left: drift * share.
+    for share, error in errors:
+        assert error == pytest.approx(timeline.estimate_drift * share, abs=1e-9)
+    assert abs(errors[-1][1]) < abs(errors[0][1]) or timeline.estimate_drift == 0
+
+
+def test_drift_goes_both_ways() -> None:
+    config = dataclasses.replace(STEADY, error_rate=0.0, estimate_drift=0.3)
+    drifts = [draw(seed, 60, config).estimate_drift for seed in range(400)]
+    assert statistics.stdev(drifts) == pytest.approx(0.3, rel=0.1)
+    assert min(drifts) < -0.2, "some jobs are estimated optimistically early"
+    assert max(drifts) > 0.2, "and some pessimistically"
+
+
+def test_a_stall_holds_progress_and_outlives_the_estimate() -> None:
+    config = dataclasses.replace(STEADY, error_rate=0.0, estimate_spread=0.0, stall_rate=1.0, stall_max=0.5)
+    timeline = draw(2, 400, config)
+    assert timeline.stall_seconds > 0
+    work = timeline.planned_end - timeline.created_at - timeline.stall_seconds
+    stall_start = timeline.created_at + timeline.stall_from * work
+    stall_end = stall_start + timeline.stall_seconds
+    assert timeline.ends_at == timeline.planned_end
+    during = [stall_start + timeline.stall_seconds * i / 10 for i in range(11)]
+    progress = {state_at(timeline, t).progress for t in during}
+    assert len(progress) == 1, "progress is stuck during the stall"
+    assert 0.5 < progress.pop() < 0.99
+    assert state_at(timeline, stall_end + 0.01 * work).progress > state_at(timeline, stall_end).progress
+    # The estimate plans the end without the stall: it runs out that long before the job ends.
+    said = timeline.created_at + work
+    assert state_at(timeline, said - 1).estimated_remaining == pytest.approx(1.0)
+    for t in (said, said + timeline.stall_seconds / 2, timeline.ends_at - 1e-3):
+        state = state_at(timeline, t)
+        assert state.result == "pending"
+        assert state.estimated_remaining == 0.0
+    assert state_at(timeline, timeline.ends_at).result == "completed"
+
+
+def test_the_stall_rate_is_the_share_of_jobs_that_stall() -> None:
+    config = dataclasses.replace(SimulationConfig(), stall_rate=0.25, stall_max=0.4)
+    rng = random.Random(4)
+    timelines = [draw_timeline(config, rng, T0, 100) for _ in range(2000)]
+    stalled = [t for t in timelines if t.stall_seconds > 0]
+    assert len(stalled) / len(timelines) == pytest.approx(0.25, abs=0.03)
+    shares = [t.stall_seconds / (t.planned_end - t.created_at) for t in stalled]
+    assert 0 < min(shares) < 0.05
+    assert 0.35 < max(shares) <= 0.4
+
+
+def test_a_given_duration_is_kept_and_the_estimate_model_applies() -> None:
+    config = dataclasses.replace(SimulationConfig(), stall_rate=1.0)
+    timeline = draw_timeline(config, random.Random(1), T0, 100, duration=80.0)
+    assert timeline.planned_end == timeline.ends_at == T0 + 80.0
+    assert timeline.stall_seconds > 0
+    assert timeline.estimate_noise == config.estimate_noise
+
+
+def test_a_duration_pinned_by_simulate_gives_an_exact_estimate() -> None:
+    config = dataclasses.replace(SimulationConfig(), error_rate=0.0, stall_rate=1.0, estimate_drift=0.5)
+    timeline = draw(6, 100, config, duration_seconds=50.0)
+    assert (timeline.estimate_noise, timeline.estimate_drift, timeline.stall_seconds) == (0.0, 0.0, 0.0)
+    for t in grid(timeline, past=1.0)[:-1]:
+        remaining = state_at(timeline, t).estimated_remaining
+        assert remaining == pytest.approx((timeline.ends_at - t) * timeline.estimate_factor)
+
+
+@pytest.mark.parametrize("hints", ["estimate", "retry-after", "none"])
+def test_what_a_pending_answer_hints(hints: str) -> None:
+    config = dataclasses.replace(SimulationConfig(), error_rate=0.0, hints=hints)
+    timeline = draw(8, 100, config)
+    pending = state_at(timeline, T0 + 1)
+    done = state_at(timeline, timeline.ends_at)
+    assert done.estimated_remaining is None
+    assert done.retry_after is None
+    if hints == "none":
+        assert pending.estimated_remaining is None
+        assert pending.retry_after is None
+        return
+    assert pending.retry_after is not None
+    assert pending.retry_after > 0
+    expected = pending.retry_after if hints == "estimate" else None
+    assert pending.estimated_remaining == expected
+
+
+def test_a_timeline_stored_before_the_estimate_model_still_decodes() -> None:
+    """Stores keep timelines msgspec-encoded: one from before these fields reads as a steady one."""
+    old = {
+        "created_at": T0,
+        "planned_end": T0 + 10,
+        "ends_at": T0 + 10,
+        "outcome": "completed",
+        "error": None,
+        "progress_exponent": 1.0,
+        "estimate_factor": 1.5,
+    }
+    timeline = msgspec.json.decode(msgspec.json.encode(old), type=Timeline)
+    state = state_at(timeline, T0 + 4)
+    assert state.estimated_remaining == pytest.approx(6 * 1.5)
+    assert state.retry_after == state.estimated_remaining
+    assert state.progress == pytest.approx(0.4)
 
 
 # --- cancellation -----------------------------------------------------------------------------
@@ -295,10 +474,15 @@ def test_the_status_error_rate_is_honoured() -> None:
         {"error_rate": -0.01},
         {"error_rate": 1.01},
         {"error_rate": math.nan},
+        {"estimate_noise": -0.1},
+        {"estimate_drift": math.inf},
+        {"stall_rate": 1.5},
+        {"stall_max": 1.0},
+        {"hints": "sometimes"},
     ],
     ids=lambda bad: ",".join(f"{k}={v}" for k, v in bad.items()),
 )
-def test_simulation_config_rejects_bad_values(bad: dict[str, float]) -> None:
+def test_simulation_config_rejects_bad_values(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         SimulationConfig(**bad)
 
@@ -307,4 +491,5 @@ def test_simulation_config_accepts_the_edges() -> None:
     SimulationConfig(
         base_seconds=0, seconds_per_video_second=0, duration_spread=0, estimate_spread=0, error_rate=0
     )
-    SimulationConfig(error_rate=1.0)
+    SimulationConfig(error_rate=1.0, stall_rate=1.0, stall_max=0.99)
+    SimulationConfig(estimate_noise=0, estimate_drift=0, stall_rate=0, stall_max=0, hints="none")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from vtrans.server.simulation import Hints
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -92,7 +96,42 @@ import click
     default=0.15,
     type=click.FloatRange(0),
     envvar="VTRANS_ESTIMATE_SPREAD",
-    help="Log-normal sigma of the estimates' error.",
+    help="Log-normal sigma of the estimates' error, one factor per job.",
+)
+@click.option(
+    "--estimate-noise",
+    default=0.12,
+    type=click.FloatRange(0),
+    envvar="VTRANS_ESTIMATE_NOISE",
+    help="Log-normal sigma of the estimate's wobble, drawn anew for every answer (0: off).",
+)
+@click.option(
+    "--estimate-drift",
+    default=0.25,
+    type=click.FloatRange(0),
+    envvar="VTRANS_ESTIMATE_DRIFT",
+    help="Sigma of a job's log error at its start, fading to 0 at its end (0: off).",
+)
+@click.option(
+    "--stall-rate",
+    default=0.1,
+    type=click.FloatRange(0, 1),
+    envvar="VTRANS_STALL_RATE",
+    help="Share of jobs that stall near their end, past their estimate (0: none).",
+)
+@click.option(
+    "--stall-max",
+    default=0.5,
+    type=click.FloatRange(0, 1, max_open=True),
+    envvar="VTRANS_STALL_MAX",
+    help="Longest stall, as a share of the job's duration.",
+)
+@click.option(
+    "--hints",
+    type=click.Choice(["estimate", "retry-after", "none"]),
+    default="estimate",
+    envvar="VTRANS_HINTS",
+    help="What pending jobs tell: the estimate and Retry-After, only Retry-After, or nothing.",
 )
 @click.option("--seed", type=int, envvar="VTRANS_SEED", help="Make every timeline reproducible.")
 @click.option(
@@ -240,6 +279,11 @@ def serve(
     seconds_per_video_second: float,
     duration_spread: float,
     estimate_spread: float,
+    estimate_noise: float,
+    estimate_drift: float,
+    stall_rate: float,
+    stall_max: float,
+    hints: Hints,
     seed: int | None,
     api_keys: tuple[str, ...],
     api_keys_file: str | None,
@@ -315,6 +359,11 @@ def serve(
                 duration_spread=duration_spread,
                 error_rate=error_rate,
                 estimate_spread=estimate_spread,
+                estimate_noise=estimate_noise,
+                estimate_drift=estimate_drift,
+                stall_rate=stall_rate,
+                stall_max=stall_max,
+                hints=hints,
             ),
         )
     except ValueError as exc:

@@ -5,6 +5,7 @@
   instead of asking again what it was just told.
 - The jobs it created and has not waited for yet: when the create was sent, and what it answered.
 - :class:`~vtrans.client.policy.Pace`: how long a video-second takes, learned from finished waits.
+- :class:`~vtrans.client.estimates.Quality`: how biased and how wobbly the server's estimates are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from vtrans.client.estimates import Quality
 from vtrans.client.policy import Pace
 from vtrans.protocol import Job
 
@@ -34,7 +36,10 @@ class Memory:
     capacity: int = 10_000
     #: Whether the server held the last poll that asked; ``None`` until one has asked.
     holds: bool | None = None
+    #: Whether the last pending answer carried a hint (an estimate, or only a ``Retry-After``).
+    hints: bool = False
     pace: Pace = field(default_factory=Pace, repr=False)
+    estimates: Quality = field(default_factory=Quality, repr=False)
     _created: OrderedDict[str, Created] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -14,6 +14,8 @@ import statistics
 import threading
 from dataclasses import dataclass
 
+from vtrans.client.estimates import Answer, Quality, remaining
+
 
 @dataclass(frozen=True)
 class PollPolicy:
@@ -22,15 +24,17 @@ class PollPolicy:
     Without a hint from the server, polls follow a geometric schedule from the start of the wait:
     ``first * factor**(i + phase)`` seconds, with a random ``phase`` in [0, 1) and gaps capped at
     ``max_interval``. Detection lag is then at most ``(factor - 1) * duration`` (or the cap), for
-    about ``log_factor(duration / first)`` requests.
+    about ``log_factor(duration / first)`` requests. A first poll learned for the job's size, or
+    the caller's ``wait(expected=...)``, replaces ``first`` (and ``factor``: see ``learned_factor``).
 
-    With a hint (the body's ``estimated_seconds_remaining``, else ``Retry-After``), the client
-    sleeps ``hint_fraction`` of it: estimates are noisy, and waking early costs one request where
-    waking late costs lag. The next answer's hint, compared with the first, shows how fast the
-    server's estimate really counts down (``hint_rate``): an estimate 20 % too long shrinks by
-    1.2 s per second, so the client then sleeps ``hint / 1.2``, to the moment the job should end.
-    If the job is still pending, the next sleep is at least a short interval that grows by
-    ``factor`` each time.
+    With a hint (the body's ``estimated_seconds_remaining``, else ``Retry-After``), the client fits
+    the job's answers so far (:func:`~vtrans.client.estimates.remaining`): the countdown of several
+    estimates shows how wrong they are for this job, and their scatter how far to believe that. It
+    sleeps until the earliest plausible end plus the lag it allows itself (``hint_lag`` of the job's
+    duration), but no later than the latest plausible end: far from the end that is a safe step
+    towards it, near the end a poll just after it. If the job is still pending when it should have
+    ended (a stall), it polls every ``hint_lag`` of the job's age. A hint that does not count down
+    (the same ``Retry-After`` again and again, a server's cap) is a minimum: the schedule applies.
 
     The defaults come from ``benchmarks/polling.py`` (see BENCHMARKS.md): no job of a translation
     service ends in less than a few seconds, so polls before ``first`` are wasted.
@@ -45,18 +49,19 @@ class PollPolicy:
     max_interval: float = 60.0
     #: Shortest gap between two polls.
     min_interval: float = 0.05
-    #: Once a hint proved short, the next sleep is at least this, growing by ``factor`` each time.
-    hint_floor: float = 0.1
-    #: Share of a hint to sleep until the estimate's rate is known (1: trust it fully).
-    hint_fraction: float = 0.5
-    #: Correct hints by the rate at which the server's estimate counts down between two answers.
-    hint_rate: bool = True
+    #: With hints, the lag allowed: this share of the job's duration (at least ``hint_floor``).
+    hint_lag: float = 0.04
+    #: The shortest lag allowed with hints, in seconds: a job that outlives its estimate is polled
+    #: every ``max(hint_floor, hint_lag * its age)``.
+    hint_floor: float = 0.4
+    #: How wide the plausible range of the time left is, in standard deviations each side.
+    hint_confidence: float = 2.0
     #: Draw the schedule's phase at random: same requests, lower mean lag.
     random_phase: bool = True
     #: Follow the server's estimates and ``Retry-After``.
     use_hints: bool = True
     #: Never sleep longer than this on a hint, however long the server's estimate.
-    max_hint: float = 600.0
+    max_hint: float = 1800.0
     #: Ask the server to hold each poll up to this many seconds (``Prefer: wait``, RFC 7240);
     #: 0 never asks. Servers that ignore it are simply polled, at no extra request.
     long_poll: float = 30.0
@@ -81,8 +86,8 @@ class PollPolicy:
                 "PollPolicy needs first > 0, factor > 1, learned_factor > 1 and "
                 "max_interval >= min_interval > 0"
             )
-        if not 0 < self.hint_fraction <= 1:
-            raise ValueError("PollPolicy.hint_fraction must be in (0, 1]")
+        if not (self.hint_lag >= 0 and self.hint_floor > 0 and self.hint_confidence >= 0):
+            raise ValueError("PollPolicy needs hint_lag >= 0, hint_floor > 0 and hint_confidence >= 0")
         if not 0 < self.learn_quantile < 1:
             raise ValueError("PollPolicy.learn_quantile must be in (0, 1)")
 
@@ -110,10 +115,6 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_retry_after))
         return delay
-
-
-#: Rates of an estimate's countdown (estimate seconds per second) believed: outside, it jumped.
-HINT_RATES = (0.5, 2.0)
 
 
 class Pace:
@@ -176,8 +177,10 @@ class Poller:
     """The pacing of one wait: how long to ask the server to hold each poll, and how long to
     sleep after a pending answer. Feed it what was observed; it never sleeps past ``deadline``.
 
-    ``learned_first`` is a first poll learned for this job (:class:`Pace`): the schedule then
-    starts exactly there, with no random phase, and grows by ``learned_factor``.
+    ``learned_first`` is a first poll learned for this job (:class:`Pace`) or told by the caller:
+    the schedule then starts exactly there, with no random phase, and grows by ``learned_factor``.
+    ``quality`` is what the client knows of the server's estimates (a wobbly server by default),
+    and ``video_seconds`` the size of a job this client created (``start`` is then its creation).
     """
 
     def __init__(
@@ -188,6 +191,8 @@ class Poller:
         deadline: float | None = None,
         long_poll: bool = True,
         learned_first: float | None = None,
+        quality: Quality | None = None,
+        video_seconds: float | None = None,
     ) -> None:
         if learned_first is not None:
             policy = dataclasses.replace(
@@ -196,10 +201,17 @@ class Poller:
         self.policy, self.start, self.deadline = policy, start, deadline
         self.phase = rng.random() if policy.random_phase else 0.0
         self.long_poll = long_poll and policy.long_poll >= 1
+        self.quality = quality or Quality()
+        #: How long the job should take from ``start``, by its size (see ``Quality.duration``).
+        self.duration = None if video_seconds is None else self.quality.duration(video_seconds)
         self.hinted_polls = 0
         self.asked = 0
-        #: (time, hint) of the last hinted answer, to measure the estimate's countdown rate.
-        self.last_hint: tuple[float, float] | None = None
+        #: The hints of this wait's pending answers that count down (what the fit reads).
+        self.answers: list[Answer] = []
+        #: Hints that did not count down: minimum waits rather than estimates.
+        self.floors: set[float] = set()
+        #: Whether the last sleep was meant to end after the job (a pending answer then is a miss).
+        self.aimed = False
 
     def hold(self, now: float) -> int:
         """Whole seconds to ask the server to hold the next poll (``Prefer: wait``); 0: don't ask.
@@ -222,9 +234,8 @@ class Poller:
     ) -> float:
         """Seconds to sleep after a pending answer seen at ``now`` that carried ``hint``.
 
-        ``estimate`` says the hint is the server's estimate of the time left (read with
-        ``hint_fraction`` and ``hint_rate``); otherwise it is a ``Retry-After``: whole seconds the
-        server asks the client to wait, followed as they are.
+        ``estimate`` says the hint is the server's estimate of the time left (to the millisecond);
+        otherwise it is a ``Retry-After`` (whole seconds).
 
         ``held`` is how long the server held the request if it honoured the long-poll, and
         ``applied`` the hold it said it applied (``Preference-Applied: wait=N``, which a server's
@@ -238,22 +249,21 @@ class Poller:
             # Still pending, answered at once: the server ignores Prefer: wait. Stop asking, so
             # that each request is bounded by the client's timeout again, not by the hold.
             self.long_poll = False
-        delay = self._delay(now, hint, estimate)
+        p = self.policy
+        if hint is not None and p.use_hints and math.isfinite(hint) and hint >= 0:
+            self.hinted_polls += 1
+            delay = min(self._hinted(now, hint, 0.001 if estimate else 1.0), p.max_hint)
+        else:
+            delay = self._scheduled(now)
+        delay = max(p.min_interval, delay)
         if self.deadline is not None:
             delay = min(delay, max(0.0, self.deadline - now))
         return delay
 
-    def _delay(self, now: float, hint: float | None, estimate: bool = True) -> float:
+    def _scheduled(self, now: float) -> float:
+        """The delay to the next point of the schedule ``first * factor**(i + phase)``."""
         p = self.policy
-        if hint is not None and p.use_hints and math.isfinite(hint):
-            # Sleep part of the hint, or all of it once its rate is known; if the job outlives the
-            # hints, ramp up from `hint_floor` again.
-            floor = 0.0 if self.hinted_polls == 0 else p.hint_floor * p.factor ** (self.hinted_polls - 1)
-            self.hinted_polls += 1
-            sleep = self._hinted(now, hint) if estimate else hint
-            return max(p.min_interval, min(p.max_interval, floor), min(sleep, p.max_hint))
         elapsed = max(0.0, now - self.start)
-        # The next point of the schedule first * factor**(i + phase) after `elapsed`.
         i = max(0, math.floor(math.log(max(elapsed, 1e-9) / p.first, p.factor) - self.phase) + 1)
         next_point = p.first * p.factor ** (i + self.phase)
         # On a point (a virtual clock lands exactly on them), give or take rounding: it is passed.
@@ -263,19 +273,30 @@ class Poller:
             # Before the first point: no poll until then, but no later than max(first, max_interval).
             first_poll = min(next_point, max(p.first, p.max_interval))
             if first_poll - elapsed > 1e-9 * first_poll:
-                return float(max(p.min_interval, first_poll - elapsed))
+                return float(first_poll - elapsed)
         if next_point * (1 - 1 / p.factor) >= p.max_interval:
             return p.max_interval  # past the cap the schedule is a fixed interval
-        return float(min(p.max_interval, max(p.min_interval, next_point - elapsed)))
+        return float(min(p.max_interval, next_point - elapsed))
 
-    def _hinted(self, now: float, hint: float) -> float:
-        """How long to sleep on ``hint``: ``hint_fraction`` of it, or, when the last two hints
-        show the rate at which the estimate counts down, the time it really has left."""
+    def _hinted(self, now: float, hint: float, step: float) -> float:
+        """How long to sleep on ``hint``: until the earliest plausible end plus the lag allowed,
+        but no later than the latest plausible end; at least the lag allowed after a miss."""
         p = self.policy
-        sleep = hint * p.hint_fraction
-        last, self.last_hint = self.last_hint, (now, hint)
-        if p.hint_rate and last is not None and now > last[0]:
-            rate = (last[1] - hint) / (now - last[0])
-            if HINT_RATES[0] <= rate <= HINT_RATES[1]:
-                sleep = hint / rate
+        missed, self.aimed = self.aimed, False
+        same = [a for a in self.answers if a.hint == hint]
+        allowed = max(1.0, p.hint_floor, p.hint_lag * (now - self.start + hint))
+        if same and self.answers[-1].hint == hint > allowed and now - same[0].at >= hint:
+            # The same long hint for as long as it says: not a countdown but a minimum (a cap, a
+            # fixed Retry-After). Follow the schedule, no sooner than the server asks.
+            self.floors.add(hint)
+            self.answers = [a for a in self.answers if a.hint != hint]
+        if hint in self.floors:
+            return max(hint, self._scheduled(now))
+        self.answers.append(Answer(now, hint, step))
+        left = remaining(self.answers, self.quality, p.hint_confidence, self.start, self.duration)
+        budget = max(p.hint_floor, p.hint_lag * (now - self.start + left.mid))
+        sleep = min(left.high, left.low + budget)
+        if missed:
+            sleep = max(sleep, budget)
+        self.aimed = sleep >= left.high
         return sleep

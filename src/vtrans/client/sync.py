@@ -107,6 +107,7 @@ class Client(ClientBase):
         raise_on_error: bool = ...,
         cancel_on_timeout: bool = ...,
         transport: Transport = ...,
+        expected: float | tuple[float, float] | None = ...,
     ) -> Job: ...
 
     @overload
@@ -119,6 +120,7 @@ class Client(ClientBase):
         raise_on_error: bool = ...,
         cancel_on_timeout: bool = ...,
         transport: Transport = ...,
+        expected: float | tuple[float, float] | None = ...,
     ) -> Status: ...
 
     def wait(
@@ -130,6 +132,7 @@ class Client(ClientBase):
         raise_on_error: bool = True,
         cancel_on_timeout: bool = False,
         transport: Transport = "auto",
+        expected: float | tuple[float, float] | None = None,
     ) -> Job | Status:
         """Wait until the job finishes and return it; without ``job_id``, wait on ``GET /status``
         and return its :class:`~vtrans.protocol.Status`.
@@ -138,9 +141,9 @@ class Client(ClientBase):
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
         with ``cancel_on_timeout`` the job is cancelled first). ``on_progress`` is called with
         every new state (with the default long-poll that is each answer, so rarely while pending:
-        pass ``transport="sse"`` for live progress). ``transport``: see :class:`WaitOptions`.
+        pass ``transport="sse"`` for live progress). ``transport``, ``expected``: see :class:`WaitOptions`.
         """
-        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport)
+        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport, expected)
         if job_id is None:
             return self._run(lambda s: waiting.wait_status(s, options), on_progress)
         return self._run(lambda s: waiting.wait(s, job_id, options), on_progress)

@@ -6,6 +6,7 @@ requests and keep the deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -44,6 +45,9 @@ from vtrans.protocol import Job, JobsWait, JobsWaitResult, Status, parse_prefer_
 log = logging.getLogger("vtrans.client")
 
 Transport = Literal["auto", "poll", "long-poll", "sse"]
+#: How many polls a wait told an expected range spreads over it (at growth between the policy's
+#: ``learned_factor`` and ``factor``).
+EXPECTED_POLLS = 5
 TRANSPORTS: tuple[Transport, ...] = ("auto", "poll", "long-poll", "sse")
 
 
@@ -57,12 +61,28 @@ class WaitOptions:
     #: ``auto`` and ``long-poll`` ask the server to hold polls and fall back to plain polling
     #: when it does not; ``poll`` never asks; ``sse`` follows the job's event stream.
     transport: Transport = "auto"
+    #: How long the caller expects the job to take, in seconds: a number or a range ``(low, high)``,
+    #: counted from the job's creation if this client created it, else from the start of the wait.
+    #: Used when the server gives no hint: the first poll comes at ``low``.
+    expected: float | tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}; not {self.transport!r}")
         if self.timeout is not None and not self.timeout >= 0:
             raise ValueError("timeout must be a number of seconds >= 0, or None")
+        low, high = self.expected_range or (1.0, 1.0)
+        if not (0 < low <= high and math.isfinite(high)):
+            raise ValueError("expected must be seconds > 0, or a range (low, high) with 0 < low <= high")
+
+    @property
+    def expected_range(self) -> tuple[float, float] | None:
+        if self.expected is None:
+            return None
+        if isinstance(self.expected, tuple):
+            low, high = self.expected
+            return float(low), float(high)
+        return float(self.expected), float(self.expected)
 
 
 @dataclass
@@ -88,11 +108,35 @@ class Tracker:
         if self.options.timeout is not None:
             self.deadline = self.start + self.options.timeout
 
-    def poller(self, start: float | None = None, learned_first: float | None = None) -> Poller:
-        """The wait's pacing, its schedule from ``start`` (default: the wait's start)."""
+    def poller(
+        self,
+        start: float | None = None,
+        learned_first: float | None = None,
+        video_seconds: float | None = None,
+    ) -> Poller:
+        """The wait's pacing, its schedule from ``start`` (default: the wait's start); the caller's
+        expected duration, if given, stands for a learned first poll. ``video_seconds``: the size of
+        a job this client created at ``start``."""
         long_poll = self.options.transport != "poll"
         start = self.start if start is None else start
-        return Poller(self.settings.poll, start, self.settings.rng, self.deadline, long_poll, learned_first)
+        policy, expected = self.settings.poll, self.options.expected_range
+        if expected is not None and (learned_first is None or learned_first < expected[0]):
+            # From the range's low end, in about EXPECTED_POLLS steps to its high end (what the
+            # client learned of jobs of this size wins when it says they take longer).
+            low, high = expected
+            spread = min(policy.factor, max(policy.learned_factor, (high / low) ** (1 / EXPECTED_POLLS)))
+            learned_first = low
+            policy = dataclasses.replace(policy, learned_factor=spread)
+        return Poller(
+            policy,
+            start,
+            self.settings.rng,
+            self.deadline,
+            long_poll,
+            learned_first,
+            self.settings.memory.estimates,
+            video_seconds,
+        )
 
     def expired(self) -> bool:
         return self.deadline is not None and self.settings.clock.now() >= self.deadline
@@ -226,12 +270,15 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
     """
     clock, memory = track.settings.clock, track.settings.memory
     created = memory.take(job_id) if job_id else None
-    if created is not None and (track.options.transport == "poll" or memory.holds is False):
+    paced = created is not None and (track.options.transport == "poll" or memory.holds is False)
+    if created is not None and paced:
         poller, learned = yield from _from_creation(track, created)
     else:
         poller, learned = track.poller(), None
     path = job_path(job_id) if job_id else "/status"
-    pending_since = created.at if created is not None else 0.0
+    # When the job was last seen pending: by any poll, and by a poll the schedule placed (a poll at
+    # the start of the wait, just after the create, bounds nothing the Pace can learn from).
+    pending_since = paced_since = created.at if created is not None else None
     while True:
         sent = clock.now()
         hold = poller.hold(sent)
@@ -248,14 +295,18 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
             # A final answer may leave out Preference-Applied (RFC 7240 makes it optional): only
             # a pending one shows that the server ignores holds.
             memory.holds = seen.held
+        if not seen.job.done:
+            memory.hints = seen.hint is not None
         yield from track.seen(seen.job)
         if seen.job.done:
-            if created is not None and seen.job.result == "completed":
-                since = pending_since - created.at
-                memory.pace.observe(track.settings.poll, created.video_seconds, since, learned)
+            if seen.job.result == "completed" and pending_since is not None:
+                _learn(track, created, poller, learned, seen.job, (pending_since, paced_since, sent))
             return seen.job
-        pending_since = sent
         now = clock.now()
+        # A held answer saw the job pending at its end; one answered at once, when it was sent.
+        pending_since = now if seen.held else sent
+        if paced or seen.held:
+            paced_since = pending_since
         if track.expired():
             raise track.timeout()
         held = now - sent if seen.held else None
@@ -269,7 +320,33 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
             delay,
         )
         if delay > 0:
+            paced = True
             yield Sleep(delay)
+
+
+def _learn(
+    track: Tracker,
+    created: Created | None,
+    poller: Poller,
+    learned: float | None,
+    job: Job,
+    times: tuple[float, float | None, float],
+) -> None:
+    """A completed job teaches the client's memory: the Pace (a job it created) when it was last
+    seen pending by a scheduled poll, and the estimates' quality what the hints were worth.
+    ``times``: when it was last seen pending, by a scheduled poll, and when it was seen done."""
+    memory = track.settings.memory
+    pending_since, paced_since, done = times
+    low, high = pending_since, done
+    if created is not None:
+        since = (paced_since or created.at) - created.at
+        memory.pace.observe(track.settings.poll, created.video_seconds, since, learned)
+        if job.created_at and job.finished_at:
+            # The job's own duration, on the server's clock, dates its end on ours.
+            duration = (job.finished_at - job.created_at).total_seconds()
+            low = high = min(high, max(low, created.at + duration))
+            memory.estimates.observe_duration(created.video_seconds, duration)
+    memory.estimates.observe(poller.answers, poller.start, low, high)
 
 
 def _from_creation(track: Tracker, created: Created) -> Flow[tuple[Poller, float | None]]:
@@ -277,8 +354,17 @@ def _from_creation(track: Tracker, created: Created) -> Flow[tuple[Poller, float
     (from the creation, learned or not) or the create's estimate calls for. Returns the pacing, and
     the learned first poll if that is the one in use (what the wait can teach the Pace about)."""
     clock, policy = track.settings.clock, track.settings.poll
-    learned = track.settings.memory.pace.first(policy, created.video_seconds)
-    poller = track.poller(created.at, learned)
+    memory = track.settings.memory
+    first = learned = memory.pace.first(policy, created.video_seconds)
+    size = memory.estimates.duration(created.video_seconds)
+    if memory.hints and size is not None:
+        # The server's answers carry hints: a first poll is worth its request as soon as the job
+        # may plausibly be done, by how long jobs of its size took.
+        first, learned = math.exp(size[0] - policy.hint_confidence * size[1]), None
+    expected = track.options.expected_range
+    if expected is not None and (first is None or first < expected[0]):
+        learned = None  # the caller's expectation, not the learned time: nothing to learn from
+    poller = track.poller(created.at, first, created.video_seconds)
     delay = poller.next_delay(created.at, created.job.estimated_seconds_remaining)
     elapsed = clock.now() - created.at
     if delay > elapsed:

@@ -52,7 +52,8 @@ class View(NamedTuple):
     job: StoredJob
     state: State
     now: float
-    #: Seconds until the job is expected to finish, capped (``Retry-After``); ``None`` once done.
+    #: Seconds until the job is expected to finish, capped (``Retry-After``); ``None`` once done,
+    #: or when the sandbox is set to send no hint.
     hint: float | None
     #: The hold applied to a long-poll (``Prefer: wait``), if one was asked for.
     held: float | None = None
@@ -221,8 +222,8 @@ class Service:
     def view(self, job: StoredJob, held: float | None = None) -> View:
         now = self.clock()
         state = state_at(job.timeline, now)
-        remaining = state.estimated_remaining
-        hint = None if remaining is None else min(remaining, self.config.retry_after_max)
+        after = state.retry_after
+        hint = None if after is None else min(after, self.config.retry_after_max)
         return View(job, state, now, hint, held)
 
     async def describe(self, job_id: str) -> tuple[Job, str] | None:
