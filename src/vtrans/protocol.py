@@ -197,6 +197,7 @@ def format_retry_after(seconds: float) -> str:
 
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
+_PREFER_PROGRESS = re.compile(r"(?:^|[,;\s])progress\s*=\s*\"?(0?\.\d+|1(?:\.0+)?)\"?", re.IGNORECASE)
 
 
 def parse_prefer_wait(value: str | None) -> float | None:
@@ -205,6 +206,16 @@ def parse_prefer_wait(value: str | None) -> float | None:
         return None
     match = _PREFER_WAIT.search(value)
     return float(match.group(1)) if match else None
+
+
+def parse_prefer_progress(value: str | None) -> float | None:
+    """The ``progress`` preference (vtrans's own, beside RFC 7240's ``wait``): end a hold once the
+    job's progress has grown by this much (a share, 0 to 1), or ``None``."""
+    if not value:
+        return None
+    match = _PREFER_PROGRESS.search(value)
+    step = float(match.group(1)) if match else 0.0
+    return step if step > 0 else None
 
 
 # --- webhooks (Standard Webhooks) -------------------------------------------------------------

@@ -258,6 +258,30 @@ async def test_wait_is_one_held_get_with_no_lag(push: Service, api: Callable[...
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_progress_callback_gets_each_step_through_held_polls(
+    push: Service, api: Callable[..., Api], kind: str
+) -> None:
+    """The default transport, with ``on_progress``: each held GET ends at the next 10 % of the
+    job's progress, so the callback sees it move — one request per step, no lag at the end."""
+    client = api(kind, push.url)
+    job = await client.call("create", "es", 90, simulate={"duration_seconds": 3, "outcome": "completed"})
+    seen: list[Job] = []
+    done = await client.call("wait", job.id, timeout=45, on_progress=seen.append)
+    assert time.time() - finished_at(done) < MAX_LAG
+    progress = [state.progress or 0.0 for state in seen]
+    assert progress == sorted(progress)
+    assert len(progress) >= 8, progress
+    steps = [b - a for a, b in itertools.pairwise(progress[:-1])]
+    assert all(0.099 <= step < 0.14 for step in steps), progress  # a step of 10 %, plus the trip
+    gets = client.rec.requests("GET", ids_path(job))
+    assert 9 <= len(gets) <= 12, f"{len(gets)} GETs for ten steps"
+    assert all(g.headers["prefer"] == f"wait={ASKED_WAIT}, progress=0.1" for g in gets)
+    answers = client.rec.replies("GET", ids_path(job))
+    assert all(a.headers["preference-applied"] == f"wait={ASKED_WAIT}, progress" for a in answers)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", KINDS)
 async def test_poll_transport_never_asks_the_server_to_hold(
     push: Service, api: Callable[..., Api], kind: str
 ) -> None:
@@ -369,7 +393,8 @@ async def test_cancellation_wakes_a_waiter_at_once(
         gets, answers = client.rec.requests("GET", path), client.rec.replies("GET", path)
         assert len(gets) == 1, gets
         assert gets[0].at < cancelled_at <= answers[0].at
-        assert answers[0].headers.get("preference-applied") == f"wait={ASKED_WAIT}"
+        # With a progress callback, the hold would also have ended at the job's next 10 %.
+        assert answers[0].headers.get("preference-applied") == f"wait={ASKED_WAIT}, progress"
     else:
         assert len(client.rec.requests("GET", f"{path}/events")) == 1, client.rec.sent
 

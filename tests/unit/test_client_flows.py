@@ -1676,3 +1676,52 @@ async def test_a_server_without_batches_has_each_job_polled(make: Make) -> None:
     assert paths[0] == "/v1/jobs/wait"
     assert paths.count("/v1/jobs/wait") == 1, "asked once, then polled each"
     assert {p for p in paths[1:]} == {f"/v1/jobs/{JOB_ID}", f"/v1/jobs/{OTHER}"}
+
+
+# --- progress while waiting ---------------------------------------------------------------------
+
+
+def stepping(done_at: float, clock: FakeClock, step: float = 0.25) -> Answer:
+    """A server that honours holds and progress steps: a held poll ends at the next step of a job
+    whose progress grows linearly to ``done_at``."""
+
+    def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
+        prefer = request.headers.get("prefer", "")
+        if at >= done_at:
+            return ok(job("completed", progress=1.0))
+        if "progress=" not in prefer:
+            clock.t += done_at - at
+            return ok(job("completed", progress=1.0), headers={"Preference-Applied": "wait=30"})
+        next_step = min(done_at, (math.floor(at / done_at / step + 1e-9) + 1) * step * done_at)
+        clock.t += next_step - at
+        progress = round(next_step / done_at, 6)
+        body = job("completed", progress=1.0) if next_step >= done_at else job("pending", progress=progress)
+        return ok(body, headers={"Preference-Applied": "wait=30, progress"})
+
+    return answer
+
+
+async def test_following_progress_asks_for_holds_that_end_at_each_step(make: Make) -> None:
+    clock = FakeClock()
+    w = make(stepping(100.0, clock), clock=clock, poll=dataclasses.replace(SCHEDULE, progress_step=0.25))
+    seen: list[Job] = []
+    await w.api.wait(JOB_ID, on_progress=seen.append)
+    assert [j.progress for j in seen] == [0.25, 0.5, 0.75, 1.0]
+    assert all(s.request.headers["prefer"] == "wait=30, progress=0.25" for s in w.server.seen)
+    assert w.clock.sleeps == [], "each stepped answer is followed by the next hold at once"
+
+
+async def test_without_a_progress_callback_holds_are_whole(make: Make) -> None:
+    clock = FakeClock()
+    w = make(stepping(100.0, clock), clock=clock, poll=SCHEDULE)
+    assert (await w.api.wait(JOB_ID)).result == "completed"
+    [only] = w.server.seen
+    assert only.request.headers["prefer"] == "wait=30"
+
+
+async def test_watch_follows_progress_too(make: Make) -> None:
+    clock = FakeClock()
+    w = make(stepping(40.0, clock, 0.1), clock=clock, poll=SCHEDULE)
+    states = await w.api.watch(JOB_ID)
+    assert len(states) == 10
+    assert states[-1].result == "completed"

@@ -24,6 +24,7 @@ from vtrans.server.simulation import (
     cancel,
     draw_fixed_delay,
     draw_timeline,
+    progress_reached,
     shifted,
     state_at,
 )
@@ -493,3 +494,44 @@ def test_simulation_config_accepts_the_edges() -> None:
     )
     SimulationConfig(error_rate=1.0, stall_rate=1.0, stall_max=0.99)
     SimulationConfig(estimate_noise=0, estimate_drift=0, stall_rate=0, stall_max=0, hints="none")
+
+
+# --- pinned timelines and progress steps -------------------------------------------------------
+
+
+def test_a_pinned_duration_completes_whatever_the_error_rate() -> None:
+    always_failing = SimulationConfig(error_rate=1.0)
+    for seed in range(50):
+        timeline = draw(seed, 60, always_failing, duration_seconds=2.0)
+        assert (timeline.outcome, timeline.ends_at - T0) == ("completed", 2.0)
+        assert state_at(timeline, T0 + 2.0).progress == 1.0
+
+
+def test_a_pinned_failure_ends_on_time_part_of_the_way_through() -> None:
+    reached = []
+    for seed in range(50):
+        timeline = draw(seed, 60, duration_seconds=2.0, error_code="no_speech_detected")
+        assert timeline.ends_at - T0 == pytest.approx(2.0)
+        state = state_at(timeline, T0 + 2.0)
+        assert state.result == "error"
+        assert state.error is not None
+        assert state.error.code == "no_speech_detected"
+        reached.append(state.progress)
+        assert state_at(timeline, T0 + 1.0).estimated_remaining is not None
+    assert max(reached) < 0.95, "a failure stops the work before it is done"
+    assert min(reached) < 0.5 < max(reached), reached
+
+
+def test_progress_reached_is_the_first_instant_of_each_step() -> None:
+    config = SimulationConfig(stall_rate=0.5)
+    for seed in range(200):
+        timeline = draw(seed, 120, config)
+        for step in (0.05, 0.25, 0.5, 0.9, 0.97, 0.99):
+            at = progress_reached(timeline, step)
+            if at is None:  # only a job that fails first never reaches a step
+                assert timeline.outcome == "error"
+                assert state_at(timeline, timeline.ends_at - 1e-6).progress < step
+                continue
+            assert state_at(timeline, at + 1e-6).progress >= step - 1e-4
+            assert state_at(timeline, at - 1e-3).progress <= step, (seed, step)
+    assert progress_reached(draw(1, 60), 1.0) is None, "a pending job never reports 100 %"

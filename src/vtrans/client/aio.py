@@ -142,10 +142,12 @@ class AsyncClient(ClientBase):
         Raises :class:`JobFailed` if it ends in ``error`` (unless ``raise_on_error=False``) and
         :class:`WaitTimeout` once ``timeout`` seconds pass (after one last poll at the deadline;
         with ``cancel_on_timeout`` the job is cancelled first). ``on_progress`` is called with
-        every new state (with the default long-poll that is each answer, so rarely while pending:
-        pass ``transport="sse"`` for live progress). ``transport``, ``expected``: see :class:`WaitOptions`.
+        every new state: with it, held polls also end at each ``PollPolicy.progress_step`` of the
+        job's progress (``transport="sse"`` streams every percent). ``transport``, ``expected``:
+        see :class:`WaitOptions`.
         """
-        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport, expected)
+        following = on_progress is not None
+        options = WaitOptions(timeout, raise_on_error, cancel_on_timeout, transport, expected, following)
         if job_id is None:
             return await self._run(lambda s: waiting.wait_status(s, options), on_progress)
         return await self._run(lambda s: waiting.wait(s, job_id, options), on_progress)
@@ -154,7 +156,7 @@ class AsyncClient(ClientBase):
         self, job_id: str | None = None, *, timeout: float | None = None, transport: Transport = "auto"
     ) -> AsyncIterator[Job]:
         """Every new state of the job, the terminal one last (failures are yielded, not raised)."""
-        options = WaitOptions(timeout, raise_on_error=False, transport=transport)
+        options = WaitOptions(timeout, raise_on_error=False, transport=transport, progress=True)
         async for job in self._iterate(lambda s: waiting.wait(s, job_id, options), []):
             yield job
 

@@ -65,6 +65,11 @@ class PollPolicy:
     #: Ask the server to hold each poll up to this many seconds (``Prefer: wait``, RFC 7240);
     #: 0 never asks. Servers that ignore it are simply polled, at no extra request.
     long_poll: float = 30.0
+    #: When the caller follows progress (``wait(on_progress=...)``, ``watch()``), ask the server to
+    #: end a hold each time the job's progress grows by this share (``Prefer: progress``): about
+    #: ``1 / progress_step`` more requests per job, for as many updates. Servers that do not know
+    #: the preference hold as usual.
+    progress_step: float = 0.1
     #: Learn from finished jobs how long a video-second takes (:class:`Pace`), and first poll a
     #: job this client created when the fastest such jobs end, instead of at ``first``.
     learn: bool = True
@@ -90,6 +95,8 @@ class PollPolicy:
             raise ValueError("PollPolicy needs hint_lag >= 0, hint_floor > 0 and hint_confidence >= 0")
         if not 0 < self.learn_quantile < 1:
             raise ValueError("PollPolicy.learn_quantile must be in (0, 1)")
+        if not 0 < self.progress_step <= 1:
+            raise ValueError("PollPolicy.progress_step must be in (0, 1]")
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class WaitOptions:
     #: counted from the job's creation if this client created it, else from the start of the wait.
     #: Used when the server gives no hint: the first poll comes at ``low``.
     expected: float | tuple[float, float] | None = None
+    #: The caller follows progress: held polls end at each step of it too (``Prefer: progress``).
+    progress: bool = False
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -208,6 +210,8 @@ class Observation:
     estimate: bool
     #: The hold the server applied (``Preference-Applied: wait=N``); ``None`` if it ignored ``Prefer``.
     applied: float | None
+    #: Whether the server ends holds at progress steps (``Preference-Applied: …, progress``).
+    stepped: bool = False
 
     @property
     def held(self) -> bool:
@@ -216,18 +220,22 @@ class Observation:
     @classmethod
     def parse(cls, reply: httpx2.Response) -> Observation:
         job = decode(Job)(reply)
-        hint = job.estimated_seconds_remaining
+        applied, hint = _applied(reply), job.estimated_seconds_remaining
+        stepped = "progress" in reply.headers.get("preference-applied", "")
         if hint is not None:
-            return cls(job, hint, True, _applied(reply))
-        return cls(job, parse_retry_after(reply.headers.get("retry-after")), False, _applied(reply))
+            return cls(job, hint, True, applied, stepped)
+        return cls(job, parse_retry_after(reply.headers.get("retry-after")), False, applied, stepped)
 
 
 def _applied(reply: httpx2.Response) -> float | None:
     return parse_prefer_wait(reply.headers.get("preference-applied"))
 
 
-def _prefer(hold: int) -> dict[str, str]:
-    return {"Prefer": f"wait={hold}"} if hold else {}
+def _prefer(hold: int, step: float | None = None) -> dict[str, str]:
+    """Ask the server to hold the request ``hold`` seconds (and to end it at each ``step`` of progress)."""
+    if not hold:
+        return {}
+    return {"Prefer": f"wait={hold}" + (f", progress={step:g}" if step else "")}
 
 
 def wait(settings: Settings, job_id: str | None, options: WaitOptions) -> Flow[Job]:
@@ -282,8 +290,9 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
     while True:
         sent = clock.now()
         hold = poller.hold(sent)
+        step = track.settings.poll.progress_step if track.options.progress else None
         send = Send(
-            "GET", path, headers=_prefer(hold), timeout=hold + track.settings.timeout if hold else None
+            "GET", path, headers=_prefer(hold, step), timeout=hold + track.settings.timeout if hold else None
         )
         try:
             seen = yield from call(send, Observation.parse, track.settings, track.counter, track.deadline)
@@ -310,7 +319,10 @@ def _poll(track: Tracker, job_id: str | None) -> Flow[Job]:
         if track.expired():
             raise track.timeout()
         held = now - sent if seen.held else None
-        delay = poller.next_delay(now, seen.hint, held, seen.applied, seen.estimate)
+        if seen.held and seen.stepped:
+            delay = 0.0  # a hold that ended at a progress step: hold again at once
+        else:
+            delay = poller.next_delay(now, seen.hint, held, seen.applied, seen.estimate)
         log.debug(
             "%s pending (progress %s, hint %s, held %s): next poll in %.2fs",
             track.name,

@@ -57,6 +57,8 @@ class View(NamedTuple):
     hint: float | None
     #: The hold applied to a long-poll (``Prefer: wait``), if one was asked for.
     held: float | None = None
+    #: Whether the hold would end at a progress step (``Prefer: progress``).
+    stepped: bool = False
 
     def wire(self) -> Job:
         return to_wire(self.job, self.state, self.now)
@@ -219,12 +221,12 @@ class Service:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def view(self, job: StoredJob, held: float | None = None) -> View:
+    def view(self, job: StoredJob, held: float | None = None, *, stepped: bool = False) -> View:
         now = self.clock()
         state = state_at(job.timeline, now)
         after = state.retry_after
         hint = None if after is None else min(after, self.config.retry_after_max)
-        return View(job, state, now, hint, held)
+        return View(job, state, now, hint, held, stepped)
 
     async def describe(self, job_id: str) -> tuple[Job, str] | None:
         """The job's wire form now, and its tenant (for webhooks)."""
@@ -252,15 +254,25 @@ class Service:
         return job
 
     async def get(
-        self, job_id: str, *, tenant: str, wait: float | None = None, gone: asyncio.Future[Any] | None = None
+        self,
+        job_id: str,
+        *,
+        tenant: str,
+        wait: float | None = None,
+        gone: asyncio.Future[Any] | None = None,
+        progress: float | None = None,
     ) -> View:
-        """The job; with ``wait``, once it leaves ``pending`` or after ``wait`` seconds (capped)."""
+        """The job; with ``wait``, once it leaves ``pending`` or after ``wait`` seconds (capped) —
+        or, with ``progress``, once its progress has grown by that much."""
         job = await self.find(job_id, tenant=tenant)
         if wait is None:
             return self.view(job)
         watched = Watched({job.id: job})
-        held = await self._hold(watched, wait, gone)
-        return self.view(watched.jobs[job.id], held)
+        step_at = None
+        if progress is not None:
+            step_at = simulation.progress_reached(job.timeline, self.view(job).state.progress + progress)
+        held = await self._hold(watched, wait, gone, step_at)
+        return self.view(watched.jobs[job.id], held, stepped=progress is not None)
 
     async def status(
         self,
@@ -343,13 +355,17 @@ class Service:
         if ids:
             watched.update(await self.jobs.get_many(ids))
 
-    async def _hold(self, watched: Watched, wait: float, gone: asyncio.Future[Any] | None) -> float:
+    async def _hold(
+        self, watched: Watched, wait: float, gone: asyncio.Future[Any] | None, until: float | None = None
+    ) -> float:
         """Hold until one of the watched jobs is finished, ``wait`` seconds (capped by
         ``max_wait``) pass, or ``gone`` is done; return the hold applied. Work per wake is in
         proportion to what changed, not to the jobs."""
         self._room_to_wait()
         applied = min(wait, self.config.max_wait)
         deadline = self.clock() + applied
+        if until is not None:  # a progress step comes first (it moves no end: a cancel ends the hold)
+            deadline = min(deadline, until)
         with self.wakeups.watch(list(watched.jobs)) as watch:
             watch.everything = True  # read again now that changes are watched: none slips between
             while True:

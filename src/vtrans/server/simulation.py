@@ -149,9 +149,11 @@ def draw_timeline(
     """Draw a job's timeline; ``simulate`` pins any of duration, outcome and error code.
 
     A duration pinned by ``simulate`` pins an exact timeline, for tests: the outcome arrives
-    exactly then, and the estimate is the time left times the job's ``estimate_factor``, with no
-    wobble, drift or stall. ``duration`` is a duration drawn elsewhere (a benchmark's workload):
-    the job takes exactly that long, and the rest is drawn as usual.
+    exactly then — completed, unless the outcome or an error code is pinned too (the error rate
+    applies to jobs whose timeline is not pinned) — and the estimate is the time left times the
+    job's ``estimate_factor``, with no wobble, drift or stall. ``duration`` is a duration drawn
+    elsewhere (a benchmark's workload): the job takes exactly that long, and the rest is drawn as
+    usual.
     """
     nominal = config.base_seconds + video_seconds * config.seconds_per_video_second
     drawn = nominal * math.exp(rng.gauss(0.0, config.duration_spread))
@@ -169,10 +171,16 @@ def draw_timeline(
     stall_from = rng.uniform(0.85, 0.98)
     noise = config.estimate_noise
 
+    planned = duration
     if simulate is not None:
         if simulate.duration_seconds is not None:
+            # An exact timeline: the outcome arrives exactly then, and it is the one asked for
+            # (completed unless an outcome or an error code says otherwise). A failure comes
+            # part of the way through the work, as failures do: the plan was longer.
             duration = simulate.duration_seconds
-            fail_fraction = 1.0  # an exact duration means the outcome arrives exactly then
+            failed = simulate.outcome == "error" or simulate.error_code is not None
+            planned = duration / fail_fraction if failed else duration
+            fail_fraction = 1.0
             noise, drift, stalls = 0.0, 0.0, False
         if simulate.error_code is not None:
             failed, code = True, simulate.error_code
@@ -183,7 +191,7 @@ def draw_timeline(
     ends_at = now + duration * (fail_fraction if failed else 1.0)
     return Timeline(
         created_at=now,
-        planned_end=now + duration,
+        planned_end=now + planned,
         ends_at=ends_at,
         outcome="error" if failed else "completed",
         error=error,
@@ -280,6 +288,20 @@ def cancel(timeline: Timeline, t: float) -> Timeline:
     if t >= timeline.ends_at:
         return timeline
     return msgspec.structs.replace(timeline, ends_at=t, outcome="error", error=CANCELLED)
+
+
+def progress_reached(timeline: Timeline, progress: float) -> float | None:
+    """The first instant at which the job reports at least ``progress`` while pending, or
+    ``None`` if it never does (progress above what a pending job reports, or after its end)."""
+    if progress > 0.99:
+        return None
+    work = timeline.planned_end - timeline.created_at - timeline.stall_seconds
+    if work <= 0:
+        return timeline.created_at
+    done = work * max(0.0, progress) ** (1.0 / timeline.progress_exponent)
+    elapsed = done if done <= timeline.stall_from * work else done + timeline.stall_seconds
+    at = timeline.created_at + elapsed
+    return at if at < timeline.ends_at else None
 
 
 def _work(timeline: Timeline, t: float) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from vtrans.protocol import (
     JobsWait,
     JobsWaitResult,
     Status,
+    parse_prefer_progress,
     parse_prefer_wait,
 )
 from vtrans.protocol import format_retry_after as retry_after
@@ -61,7 +62,7 @@ def _hints(view: View) -> list[tuple[bytes, bytes]]:
     if view.hint is not None:
         headers.append((b"retry-after", retry_after(view.hint).encode()))
     if view.held is not None:
-        headers += _applied(view.held)
+        headers += _applied(view.held, view.stepped)
     return headers
 
 
@@ -97,8 +98,11 @@ async def create_job(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     service, tenant = _service(request), _tenant(request)
+    step = parse_prefer_progress(_header(request, b"prefer"))
     with _held(request) as (wait, gone):
-        view = await service.get(request.path_params["job_id"], tenant=tenant, wait=wait, gone=gone)
+        view = await service.get(
+            request.path_params["job_id"], tenant=tenant, wait=wait, gone=gone, progress=step
+        )
     return _job(view)
 
 
@@ -185,8 +189,10 @@ def _header(request: Request, name: bytes) -> str | None:
     return None if raw is None else raw.decode("latin-1")
 
 
-def _applied(held: float) -> list[tuple[bytes, bytes]]:
-    return [(b"preference-applied", b"wait=%s" % f"{held:g}".encode()), (b"vary", b"Prefer")]
+def _applied(held: float, stepped: bool = False) -> list[tuple[bytes, bytes]]:
+    """``Preference-Applied`` for a hold (and its progress steps, when they were asked for)."""
+    applied = f"wait={held:g}" + (", progress" if stepped else "")
+    return [(b"preference-applied", applied.encode()), (b"vary", b"Prefer")]
 
 
 @contextmanager
