@@ -17,8 +17,7 @@ from vtrans.client.errors import (
     WaitTimeout,
 )
 from vtrans.client.hooks import Hook, LoggingHook, RequestDetails, RetryDetails, WaitDetails
-from vtrans.client.policy import PollPolicy
-from vtrans.client.retry import RetryPolicy
+from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.client.sync import Client
 from vtrans.client.waiting import TRANSPORTS, Transport
 

@@ -19,7 +19,6 @@ from vtrans.client.core import Send, Settings
 from vtrans.client.hooks import Hook, Hooks
 from vtrans.client.memory import Memory
 from vtrans.client.policy import PollPolicy
-from vtrans.client.retry import upgrade
 from vtrans.protocol import Simulate
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -50,7 +49,7 @@ class ClientBase:
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.poll = poll or PollPolicy()
-        self.retry = upgrade(retry)
+        self.retry = retry or policy.RetryPolicy()
         self.clock: Clock = clock or SystemClock()
         #: A clock given by the caller (a test's, a fake service's) is used even in testing mode.
         self._own_clock = clock is not None

@@ -32,8 +32,7 @@ from vtrans.client.errors import (
 )
 from vtrans.client.hooks import Hooks, RequestDetails, RetryDetails, route_of
 from vtrans.client.memory import Memory
-from vtrans.client.policy import PollPolicy
-from vtrans.client.retry import RetryPolicy
+from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.protocol import (
     PROBLEM_JSON,
     Job,
@@ -230,7 +229,7 @@ def backoff(
     deadline: float | None,
 ) -> Flow[None]:
     """Sleep before retrying ``send``, whose attempt sent at ``sent`` failed transiently with
-    ``exc``; re-raise ``exc`` once the retry budget (see :class:`~vtrans.client.retry.RetryPolicy`)
+    ``exc``; re-raise ``exc`` once the retry budget (see :class:`~vtrans.client.policy.RetryPolicy`)
     or the ``deadline`` is spent. The last retry is made at the end of the budget."""
     policy, now = settings.retry, settings.clock.now()
     if counter.failures == 0:

@@ -13,6 +13,7 @@ import random
 import statistics
 import threading
 from dataclasses import dataclass
+from typing import ClassVar
 
 from vtrans.client.estimates import Answer, Quality, remaining
 
@@ -101,19 +102,40 @@ class PollPolicy:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How transport failures, 429 and 5xx are retried: jittered exponential backoff that honours
-    ``Retry-After``, on a budget of its own (``attempts`` failures in a row per request)."""
+    """How transient failures — refused or reset connections, timeouts, 408/425/429/5xx, answers
+    that are not the protocol — are retried: jittered exponential backoff that honours
+    ``Retry-After`` (``backoff``, ``max_backoff``, ``max_retry_after``), on two budgets:
+
+    - a call — ``create``, ``get``, ``status``, ``cancel``, a page of ``jobs``, and a wait that
+      has not had an answer yet — gives up once its failures in a row have lasted ``budget``
+      seconds (the last attempt is made at the end) or numbered ``attempts``, whichever is first;
+    - a wait that has had an answer rides out an outage (a restart, a network blip): it keeps
+      retrying until its deadline, for at most ``outage`` seconds in a row.
+
+    A dead or unreachable service therefore fails a call after ``budget`` seconds (5 by default),
+    and a wait on a wrong URL too; :attr:`FAIL_FAST` gives up at the first failure, waits included.
+    """
 
     attempts: int = 8
     backoff: float = 0.2
     max_backoff: float = 10.0
     #: A longer ``Retry-After`` is cut to this many seconds.
     max_retry_after: float = 120.0
+    #: Seconds a call keeps retrying, from the start of its first failed attempt in a row.
+    budget: float = 5.0
+    #: Seconds a wait that has had an answer keeps retrying in a row (its deadline permitting;
+    #: ``math.inf``: as long as it takes).
+    outage: float = 600.0
+
+    #: Give up at the first failure: one attempt per request, in calls and waits alike.
+    FAIL_FAST: ClassVar[RetryPolicy]
 
     def __post_init__(self) -> None:
         # Written so that NaN fails too (every comparison with NaN is false).
         if not (self.attempts >= 1 and 0 <= self.backoff <= self.max_backoff):
             raise ValueError("RetryPolicy needs attempts >= 1 and 0 <= backoff <= max_backoff")
+        if not (self.budget >= 0 and self.outage >= 0):
+            raise ValueError("RetryPolicy needs budget >= 0 and outage >= 0 (seconds)")
 
     def delay(self, failures: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait after the ``failures``-th failure in a row (1-based)."""
@@ -122,6 +144,9 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_retry_after))
         return delay
+
+
+RetryPolicy.FAIL_FAST = RetryPolicy(attempts=1, budget=0.0, outage=0.0)
 
 
 class Pace:

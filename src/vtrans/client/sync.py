@@ -16,8 +16,7 @@ from vtrans.client.base import POOL_LIMITS, ClientBase, as_simulate, prepare
 from vtrans.client.clock import Clock
 from vtrans.client.deadline import bounded, events, http_transport
 from vtrans.client.hooks import Hook
-from vtrans.client.policy import PollPolicy
-from vtrans.client.retry import RetryPolicy
+from vtrans.client.policy import PollPolicy, RetryPolicy
 from vtrans.client.waiting import Transport, WaitOptions
 from vtrans.protocol import Job, Simulate, Status
 
