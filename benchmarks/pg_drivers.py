@@ -30,7 +30,7 @@ import asyncpg
 import psycopg
 import psycopg_pool
 
-from processes import cpu_model, version
+from machine import cpu_model, version
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMA = (

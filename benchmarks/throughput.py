@@ -39,7 +39,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processes import HOST, ServerProcess, cpu_model, free_port, version
+from machine import cpu_model, version
+from processes import HOST, ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
