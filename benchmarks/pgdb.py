@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
-from processes import cpu_seconds
+from processes import CPUCounter
 
 #: Where the benchmarks find PostgreSQL: this machine kind runs it on 127.0.0.1:5432, trust auth.
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -41,8 +41,9 @@ def available(admin: str = ADMIN) -> str | None:
 
 @contextmanager
 def scratch_database(prefix: str = "vtrans_bench", admin: str = ADMIN) -> Iterator[str]:
-    """A new, empty database; yields its URL and drops it on the way out (``WITH (FORCE)``: any
-    connection still open to it is closed). Call from synchronous code."""
+    """A new, empty database named ``prefix`` and 8 hex digits; yields its URL and drops it on the
+    way out (``WITH (FORCE)``: any connection still open to it is closed). Call from synchronous
+    code."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     asyncio.run(_execute(admin, f"CREATE DATABASE {name}"))
     try:
@@ -51,10 +52,14 @@ def scratch_database(prefix: str = "vtrans_bench", admin: str = ADMIN) -> Iterat
         asyncio.run(_execute(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-def backend_pids(url: str) -> list[int]:
-    """The PostgreSQL backends connected to ``url``'s database (their title names it)."""
-    database = url.rsplit("/", 1)[1].split("?", 1)[0]
-    needle = f" {database} ".encode()
+def database_of(url: str) -> str:
+    return url.rsplit("/", 1)[1].split("?", 1)[0]
+
+
+def backend_pids(database: str) -> list[int]:
+    """The PostgreSQL backends connected to the databases whose name starts with ``database``
+    (a backend's process title names its database)."""
+    needle = f" {database}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -68,15 +73,18 @@ def backend_pids(url: str) -> list[int]:
     return found
 
 
-class BackendCPU:
-    """A counter of the CPU seconds spent by the backends connected to ``url``'s database: call it
-    before and after a measurement. A backend that exits keeps the time last seen of it."""
+def backend_cpu(database: str) -> CPUCounter:
+    """A counter of the CPU seconds spent by :func:`backend_pids`."""
+    return CPUCounter(lambda: backend_pids(database))
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._seen: dict[int, float] = {}
 
-    def __call__(self) -> float:
-        for pid in backend_pids(self.url):
-            self._seen[pid] = max(self._seen.get(pid, 0.0), cpu_seconds(pid))
-        return sum(self._seen.values())
+async def _server_version(admin: str) -> str:
+    connection = await asyncpg.connect(admin, timeout=10)
+    try:
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
+
+
+def server_version(admin: str = ADMIN) -> str:
+    return asyncio.run(_server_version(admin))

@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -166,3 +166,18 @@ def pss(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+class CPUCounter:
+    """The CPU seconds spent so far by a changing set of processes (``pids()`` lists them when
+    called): call it before and after a measurement. A process that exits keeps the time last
+    seen of it, so the count never goes back."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]]) -> None:
+        self.pids = pids
+        self._seen: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        for pid in self.pids():
+            self._seen[pid] = max(self._seen.get(pid, 0.0), cpu_seconds(pid))
+        return sum(self._seen.values())

@@ -117,8 +117,14 @@ def request(method: str, path: str, headers: dict[str, str] | None = None, body:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def create_request(duration: float) -> bytes:
-    spec = {"language": "es", "video_seconds": 60, "simulate": {"duration_seconds": round(duration, 6)}}
+def create_request(duration: float, callback_url: str | None = None) -> bytes:
+    spec: dict[str, Any] = {
+        "language": "es",
+        "video_seconds": 60,
+        "simulate": {"duration_seconds": round(duration, 6)},
+    }
+    if callback_url is not None:
+        spec["callback_url"] = callback_url
     return request("POST", "/v1/jobs", body=json.dumps(spec).encode())
 
 
@@ -127,10 +133,13 @@ def long_poll(job_id: str, hold: int) -> bytes:
 
 
 async def create_jobs(
-    port: int, durations: Sequence[Callable[[], float]], connections: int = 32
+    port: int,
+    durations: Sequence[Callable[[], float]],
+    connections: int = 32,
+    callback_urls: Sequence[str | None] | None = None,
 ) -> list[str]:
-    """Create one job per entry (its duration computed just before its request), over a few
-    keep-alive connections; the ids in order."""
+    """Create one job per entry (its duration computed just before its request, its
+    ``callback_url`` from ``callback_urls``), over a few keep-alive connections; the ids in order."""
     ids: list[str] = [""] * len(durations)
     queue = collections.deque(range(len(durations)))
 
@@ -139,7 +148,8 @@ async def create_jobs(
         try:
             while queue:
                 i = queue.popleft()
-                reply = await conn.send(create_request(durations[i]()))
+                callback = callback_urls[i] if callback_urls is not None else None
+                reply = await conn.send(create_request(durations[i](), callback))
                 if reply.status != 201:
                     raise RuntimeError(f"POST /v1/jobs answered {reply.status}: {reply.body[:200]!r}")
                 ids[i] = reply.json()["id"]

@@ -347,9 +347,12 @@ LABELS = {
 
 
 @contextmanager
-def serving(names: Sequence[str], plan: Plan, workdir: Path) -> Iterator[list[Target]]:
+def serving(
+    names: Sequence[str], plan: Plan, workdir: Path, db_prefix: str = "vtrans_throughput"
+) -> Iterator[list[Target]]:
     """Start what the targets ``names`` need (each server once), yield the targets in that order,
-    and stop everything (and drop the scratch database) on the way out."""
+    and stop everything (and drop the scratch database, ``db_prefix`` and 8 hex digits) on the
+    way out."""
     with ExitStack() as stack:
         servers: dict[str, ServerProcess] = {}
         database: list[str] = []
@@ -365,7 +368,7 @@ def serving(names: Sequence[str], plan: Plan, workdir: Path) -> Iterator[list[Ta
                 process = ServerProcess("vtrans-sqlite", argv, port, workdir, cpu)
             else:
                 if not database:
-                    database.append(stack.enter_context(pgdb.scratch_database("vtrans_throughput")))
+                    database.append(stack.enter_context(pgdb.scratch_database(db_prefix)))
                 workers = ["--workers", "2"] if key == "pg-workers" else []
                 argv = vtrans_argv(port, "--store", database[0], *workers)
                 pinned = cpu if key == "pg" else None
@@ -388,7 +391,9 @@ def serving(names: Sequence[str], plan: Plan, workdir: Path) -> Iterator[list[Ta
             else:
                 key = {"job": "sqlite", "job-pg": "pg", "job-pg-workers": "pg-workers"}[name]
                 vtrans = server(key)
-                db_cpu = pgdb.BackendCPU(database[0]) if database and key != "sqlite" else None
+                db_cpu = None
+                if key != "sqlite":
+                    db_cpu = pgdb.backend_cpu(pgdb.database_of(database[0]))
                 fresh = functools.partial(create_job, vtrans.url)
                 targets.append(Target(name, LABELS[name], fresh(), vtrans, fresh, db_cpu))
         yield targets
