@@ -38,6 +38,7 @@ import functools
 import json
 import os
 import platform
+import resource
 import shlex
 import sys
 import tempfile
@@ -64,8 +65,9 @@ from machine import (
     version,
     wait_until_quiet,
 )
-from processes import CPUCounter, ServerProcess, descendants, free_port
+from processes import ServerProcess, cpu_seconds, descendants, free_port
 from stats import median
+from vtrans.server.config import WebhookConfig
 
 try:
     import uvloop
@@ -80,6 +82,8 @@ PACKAGES = ("vtrans", "uvicorn", "uvloop", "httptools", "starlette", "msgspec", 
 DB_PREFIX = "vtrans_scale"
 #: The longest hold the services allow: every waiter here asks for this.
 MAX_WAIT = 300
+#: The services' webhook settings (their defaults): slots per process, deadline per delivery.
+WEBHOOKS = WebhookConfig()
 
 
 def log(message: str) -> None:
@@ -124,11 +128,22 @@ class Part:
     others: list[str] = field(default_factory=list)
 
 
+def children_cpu() -> float:
+    """CPU seconds of this script's children that ended and were waited for (and of theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextmanager
 def watched(name: str, parts: list[Part]) -> Iterator[None]:
-    """Time a run and measure the load other than ours (this script, its children, PostgreSQL's
-    backends of our scratch databases) while it runs."""
-    ours = CPUCounter(lambda: [*descendants(os.getpid()), *pgdb.backend_pids(DB_PREFIX)])
+    """Time a run and measure the load other than ours while it runs: ours is this script, its
+    children (running, or ended and waited for) and PostgreSQL's backends of our scratch
+    databases. Enter it after the services start, so that it ends before they stop."""
+    backends = pgdb.backend_cpu(DB_PREFIX)
+
+    def ours() -> float:
+        return children_cpu() + sum(cpu_seconds(pid) for pid in descendants(os.getpid())) + backends()
+
     load, base, started = Load(), ours(), time.monotonic()
     yield
     part = Part(name, time.monotonic() - started)
@@ -144,7 +159,7 @@ def watched(name: str, parts: list[Part]) -> Iterator[None]:
 def throughput_part(args: argparse.Namespace, workdir: Path, parts: list[Part]) -> list[throughput.Target]:
     plan = throughput.Plan(args.rounds, args.duration, args.connections, args.warmup)
     log(f"part 1: throughput of {', '.join(TARGETS)}")
-    with watched("throughput", parts), throughput.serving(TARGETS, plan, workdir, DB_PREFIX) as targets:
+    with throughput.serving(TARGETS, plan, workdir, DB_PREFIX) as targets, watched("throughput", parts):
         throughput.measure(targets, plan)
     return targets
 
@@ -153,9 +168,9 @@ def cancel_part(args: argparse.Namespace, workdir: Path, parts: list[Part]) -> l
     runs = []
     for rep in range(args.repeat):
         log(f"part 2, run {rep + 1}/{args.repeat}: {args.waiters} waiters on A, cancels on B")
-        with pgdb.scratch_database(DB_PREFIX) as url, watched("cancel", parts):
+        with pgdb.scratch_database(DB_PREFIX) as url:
             a, b = service(workdir, f"cancel-a-{rep}", url), service(workdir, f"cancel-b-{rep}", url)
-            with running(a, b):
+            with running(a, b), watched("cancel", parts):
                 run = run_async(functools.partial(cancel_lag.measure, a, b, args.waiters, args.burst))
         log(f"  {cancel_lag.goal([run])[1]}; errors {run.errors[:2]}")
         runs.append(run)
@@ -171,9 +186,9 @@ def webhooks_part(
             log(f"part 3, run {rep + 1}/{args.repeat}: {args.webhooks} webhooks, {workers} process(es)")
             # No retry within the run: the hanging receiver's delivery is tried once.
             flags = ("--webhook-retry-delays", "3600")
-            with pgdb.scratch_database(DB_PREFIX) as url, watched(f"webhooks x{workers}", parts):
+            with pgdb.scratch_database(DB_PREFIX) as url:
                 svc = service(workdir, f"webhooks-{workers}-{rep}", url, workers, *flags)
-                with running(svc):
+                with running(svc), watched(f"webhooks x{workers}", parts):
                     db_cpu = pgdb.backend_cpu(pgdb.database_of(url))
                     run = run_async(
                         functools.partial(webhook_rate.measure, svc, workers, args.webhooks, db_cpu)
@@ -187,9 +202,9 @@ def held_part(args: argparse.Namespace, workdir: Path, parts: list[Part]) -> lis
     runs = []
     for rep in range(args.repeat):
         log(f"part 4, run {rep + 1}/{args.repeat}: {args.held} long-polls across --workers 2")
-        with pgdb.scratch_database(DB_PREFIX) as url, watched("held", parts):
+        with pgdb.scratch_database(DB_PREFIX) as url:
             svc = service(workdir, f"held-{rep}", url, 2)
-            with running(svc):
+            with running(svc), watched("held", parts):
                 measure = functools.partial(
                     held_polls.measure,
                     svc,
@@ -221,6 +236,7 @@ class Results:
     webhooks: list[webhook_rate.WebhookRun] = field(default_factory=list)
     held: list[held_polls.HeldRun] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
+    elapsed: float = 0.0
 
 
 def verdict(ok: bool) -> str:
@@ -308,8 +324,7 @@ def conditions(r: Results, quiet: list[str], source: str) -> list[str]:
 
 
 def report(r: Results, args: argparse.Namespace, argv: Sequence[str], quiet: list[str], source: str) -> str:
-    elapsed = sum(p.seconds for p in r.parts)
-    out = [f"## vtrans scale-out ({'quick smoke run' if args.quick else 'full run'}, {elapsed:.0f} s)", ""]
+    out = [f"## vtrans scale-out ({'quick smoke run' if args.quick else 'full run'}, {r.elapsed:.0f} s)", ""]
     out += [*goals(r, args), ""]
     if r.targets:
         plan = throughput.Plan(args.rounds, args.duration, args.connections, args.warmup)
@@ -334,9 +349,10 @@ def report(r: Results, args: argparse.Namespace, argv: Sequence[str], quiet: lis
             f"{args.webhooks} jobs with a `callback_url`, all due at one moment T0 (created over 32 "
             f"connections before it): {args.webhooks - 1} to a fast receiver (asyncio in this script, "
             f"204 at once), and one, due 50 ms earlier, to a receiver that never answers (it holds one "
-            f"of a process's 16 delivery slots for the 15 s deadline). `--webhook-retry-delays 3600`. "
-            f"Delay past due = arrival at the receiver - the job's `finished_at` (its delivery's due "
-            f"time). {args.repeat} run(s) of each, fresh service and database each time.",
+            f"of a process's {WEBHOOKS.concurrency} delivery slots for the {WEBHOOKS.timeout:g} s "
+            f"deadline). `--webhook-retry-delays 3600`. Deliveries/s = fast deliveries / (last arrival - "
+            f"T0); delay past due = arrival at the receiver - the job's `finished_at` (its delivery's "
+            f"due time). {args.repeat} run(s) of each, fresh service and database each time.",
             "",
             *webhook_rate.table(r.webhooks),
             "",
@@ -428,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         throughput.preflight(throughput.Plan(), TARGETS)
     quiet = wait_until_quiet(args.wait_quiet, say=log)
     source, fingerprint = source_state()
-    r = Results()
+    r, started = Results(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vtrans-scale-") as tmp:
         workdir = Path(tmp)
         if "throughput" in args.parts:
@@ -439,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             r.webhooks = webhooks_part(args, workdir, r.parts)
         if "held" in args.parts:
             r.held = held_part(args, workdir, r.parts)
+    r.elapsed = time.monotonic() - started
     if source_state()[1] != fingerprint:
         source += f" (**the code changed during the run**; at the end: {source_state()[0]})"
     print(report(r, args, argv, quiet, source))
