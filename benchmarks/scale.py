@@ -45,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -384,6 +384,13 @@ def report(r: Results, args: argparse.Namespace, argv: Sequence[str], quiet: lis
     return "\n".join(out)
 
 
+def jsonable(value: Any) -> Any:
+    """Dataclasses (and lists of them) as dicts, for ``--json``."""
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -461,9 +468,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(report(r, args, argv, quiet, source))
     if args.json is not None:
         data: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
-        data["throughput"] = [
-            {k: v for k, v in asdict(t).items() if k not in ("server", "fresh", "db_cpu")} for t in r.targets
-        ]
+        numbers = ("name", "label", "url", "rounds", "cpu_per_request", "db_cpu_per_request", "ended")
+        data["throughput"] = [{k: jsonable(getattr(t, k)) for k in numbers} for t in r.targets]
         for key in ("cancels", "webhooks", "held", "parts"):
             data[key] = [asdict(x) for x in getattr(r, key)]
         args.json.write_text(json.dumps(data, indent=1, default=str))
