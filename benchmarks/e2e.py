@@ -57,7 +57,6 @@ import argparse
 import asyncio
 import collections
 import functools
-import hashlib
 import json
 import math
 import os
@@ -67,21 +66,43 @@ import re
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 import httpx2
 
 import vtrans
-from processes import CLK_TCK, HOST, ServerProcess, cpu_model, free_port, version
+from machine import (
+    ROOT,
+    Load,
+    kind,
+    machine_line,
+    more_open_files,
+    own_cpu,
+    raise_nofile,
+    source_state,
+    version,
+    wait_until_quiet,
+)
+from processes import ServerProcess, free_port
+from rawhttp import (
+    RawConnection,
+    Reply,
+    connect,
+    create_jobs,
+    finished_at,
+    long_poll,
+    request,
+    single_completion,
+    wait_held,
+)
+from stats import median, ms, pct, spread
 from vtrans.client.waiting import Transport
 
 try:
@@ -90,10 +111,7 @@ except ImportError:  # pragma: no cover - the service itself needs it (uvicorn[s
     uvloop = None  # type: ignore[assignment]
 
 T = TypeVar("T")
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 PACKAGES = ("vtrans", "httpx2", "httpcore2", "uvicorn", "uvloop", "httptools", "starlette", "msgspec")
-OTHER_BENCHMARKS = re.compile(r"(^|/)wrk(\s|$)|throughput\.py|polling\.py|pytest")
 JOB_ID = re.compile(r"job_[0-9a-f]{32}")
 #: The hold the client asks for (``PollPolicy.long_poll``) and the cap the part-1 services apply.
 CLIENT_HOLD = 30
@@ -106,111 +124,11 @@ def log(message: str) -> None:
 # --- the machine ---------------------------------------------------------------------------------
 
 
-def raise_nofile() -> int:
-    """Raise this process's open-files limit to its hard limit; return it."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
-
-
-def busy_ticks() -> int:
-    """CPU time the whole machine has spent busy so far, in clock ticks (``/proc/stat``)."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    return user + nice + system + irq + softirq + steal
-
-
-class Load:
-    """What else ran during a measurement: the machine's busy CPU time minus this process's and
-    the service's, in cores, and the other benchmarks seen at its start and end."""
-
-    def __init__(self) -> None:
-        self.ticks, self.mine, self.wall = busy_ticks(), own_cpu(), time.monotonic()
-        self.seen = set(other_benchmarks())
-
-    def cores(self, service_cpu: float) -> float:
-        busy = (busy_ticks() - self.ticks) / CLK_TCK
-        mine = own_cpu() - self.mine
-        self.seen |= set(other_benchmarks())
-        return max(0.0, busy - mine - service_cpu) / max(1e-9, time.monotonic() - self.wall)
-
-
-def background_load(seconds: float = 3.0) -> float:
-    """Cores kept busy by other processes over the next ``seconds``."""
-    load = Load()
-    time.sleep(seconds)
-    return load.cores(0.0)
-
-
-def other_benchmarks() -> list[str]:
-    """Command lines of other benchmark processes (not this one, nor its children)."""
-    mine = {os.getpid(), os.getppid()}
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in mine:
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        line = " ".join(a.decode(errors="replace") for a in argv if a)
-        if line and OTHER_BENCHMARKS.search(line) and "e2e.py" not in line:
-            found.append(f"{entry.name}: {line[:120]}")
-    return found
-
-
-def wait_until_quiet(limit: float, every: float = 30.0, max_load: float = 0.25) -> list[str]:
-    """Wait (at most ``limit`` s, checking every ``every`` s) until no other benchmark runs and
-    other processes keep less than ``max_load`` of a core busy; return what still ran then."""
-    deadline = time.monotonic() + limit
-    while True:
-        busy = other_benchmarks()
-        load = background_load()
-        if not busy and load < max_load:
-            return []
-        still = [*busy, f"background load {load:.2f} cores"]
-        if time.monotonic() >= deadline:
-            log(f"still busy after {limit:.0f}s, measuring anyway: {still}")
-            return still
-        log(f"waiting for the machine to be quiet: {still[0]} ({len(busy)} other benchmark processes)")
-        time.sleep(min(every, max(0.0, deadline - time.monotonic())))
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-
-
-def source_state() -> tuple[str, str]:
-    """The checked-out commit and the files of ``src/`` changed since (read-only git calls), and a
-    hash of the code itself, to notice a change during the run."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "src").rglob("*.py")):
-        digest.update(path.read_bytes())
-    try:
-        head = _git("rev-parse", "--short", "HEAD").strip()
-        changed = _git("diff", "HEAD", "--name-only", "--", "src").split()
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown commit", digest.hexdigest()
-    text = f"commit {head}" + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
-    return text, digest.hexdigest()
-
-
 def facts(source: str) -> list[str]:
-    mem = next(
-        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line),
-        "0",
-    )
     packages = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
     loop = f"uvloop {version('uvloop')}" if uvloop is not None else "asyncio"
     return [
-        f"- machine: nproc {os.cpu_count()}, {cpu_model()}, {int(mem) / 2**20:.0f} GB RAM, "
-        f"{platform.system()} {platform.release()}",
+        machine_line(),
         f"- Python {platform.python_version()}; {packages}; vtrans at {source}"
         + ("" if Path(vtrans.__file__).is_relative_to(ROOT) else f", **imported from {vtrans.__file__}**"),
         f"- open-files limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]} (client and service); "
@@ -224,11 +142,6 @@ def facts(source: str) -> list[str]:
 # --- the service ---------------------------------------------------------------------------------
 
 
-def _child_limits() -> None:
-    """In the service's process before exec: as many open files as allowed."""
-    raise_nofile()
-
-
 class Service(ServerProcess):
     """``vtrans serve`` on a free port and a fresh SQLite file, started and stopped in bounded time."""
 
@@ -240,7 +153,7 @@ class Service(ServerProcess):
             "--port", str(port), "--db", str(workdir / f"{name}.db"),
             "--error-rate", "0", "--max-wait", f"{max_wait:g}",
         ]  # fmt: skip
-        super().__init__(name, argv, port, workdir, cpu, preexec_fn=_child_limits)
+        super().__init__(name, argv, port, workdir, cpu, preexec_fn=more_open_files)
 
 
 @contextmanager
@@ -251,166 +164,6 @@ def running(workdir: Path, name: str, max_wait: float, cpu: int | None) -> Itera
         yield service
     finally:
         service.stop()
-
-
-def server_sockets(port: int) -> dict[int, int]:
-    """Peer port -> receive-queue bytes of the established IPv4 sockets whose local port is ``port``."""
-    suffix = f":{port:04X}"
-    found: dict[int, int] = {}
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split(None, 5)
-            if fields[3] == "01" and fields[1].endswith(suffix):
-                found[int(fields[2].rsplit(":", 1)[1], 16)] = int(fields[4].split(":")[1], 16)
-    return found
-
-
-# --- a raw HTTP/1.1 client: one keep-alive connection, nothing between the socket and the clock --------
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    #: ``time.time()`` when the last byte of the answer arrived.
-    arrived: float
-
-    def json(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.body)
-        return value
-
-
-def finished_at(body: dict[str, Any]) -> float:
-    return datetime.fromisoformat(str(body["finished_at"]).replace("Z", "+00:00")).timestamp()
-
-
-class RawConnection(asyncio.Protocol):
-    """Requests on one keep-alive connection; each answer is timestamped as its last byte arrives."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiting: collections.deque[asyncio.Future[Reply]] = collections.deque()
-        self.local_port = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.local_port = transport.get_extra_info("sockname")[1]
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        self.buffer += data
-        while self.waiting:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-            length = 0
-            for line in head[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            if len(self.buffer) < end + 4 + length:
-                return
-            body = bytes(self.buffer[end + 4 : end + 4 + length])
-            del self.buffer[: end + 4 + length]
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_result(Reply(int(head[0].split()[1]), body, now))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(ConnectionError(f"connection lost: {exc!r}"))
-
-    def send(self, request: bytes) -> asyncio.Future[Reply]:
-        assert self.transport is not None
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self.waiting.append(future)
-        self.transport.write(request)
-        return future
-
-    def abort(self) -> None:
-        while self.waiting:  # answers nobody will wait for any more
-            self.waiting.popleft().cancel()
-        if self.transport is not None:
-            self.transport.abort()  # a reset: no TIME_WAIT left behind for 10,000 sockets
-
-
-async def connect(port: int) -> RawConnection:
-    _, protocol = await asyncio.get_running_loop().create_connection(RawConnection, HOST, port)
-    return protocol
-
-
-def request(method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    if body or method in ("POST", "PUT"):
-        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def create_request(duration: float) -> bytes:
-    spec = {"language": "es", "video_seconds": 60, "simulate": {"duration_seconds": round(duration, 6)}}
-    return request("POST", "/v1/jobs", body=json.dumps(spec).encode())
-
-
-def long_poll(job_id: str, hold: int) -> bytes:
-    return request("GET", f"/v1/jobs/{job_id}", {"Prefer": f"wait={hold}"})
-
-
-async def create_jobs(
-    port: int, durations: Sequence[Callable[[], float]], connections: int = 32
-) -> list[str]:
-    """Create one job per entry (its duration computed just before its request), over a few
-    keep-alive connections; the ids in order."""
-    ids: list[str] = [""] * len(durations)
-    queue = collections.deque(range(len(durations)))
-
-    async def worker() -> None:
-        conn = await connect(port)
-        try:
-            while queue:
-                i = queue.popleft()
-                reply = await conn.send(create_request(durations[i]()))
-                if reply.status != 201:
-                    raise RuntimeError(f"POST /v1/jobs answered {reply.status}: {reply.body[:200]!r}")
-                ids[i] = reply.json()["id"]
-        finally:
-            conn.abort()
-
-    await asyncio.gather(*(worker() for _ in range(min(connections, len(durations)))))
-    return ids
-
-
-# --- statistics ----------------------------------------------------------------------------------
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in [0, 100])."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def ms(seconds: float, digits: int = 1) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1e3:.{digits}f}"
-
-
-def median(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return statistics.median(finite) if finite else math.nan
-
-
-def spread(values: Sequence[float], digits: int = 1, scale: float = 1e3) -> str:
-    """The median, and every run's value when there were several."""
-    text = "-" if math.isnan(median(values)) else f"{median(values) * scale:.{digits}f}"
-    if len(values) > 1:
-        text += " (" + ", ".join(f"{v * scale:.{digits}f}" for v in values) + ")"
-    return text
 
 
 # --- part 1: transports --------------------------------------------------------------------------
@@ -761,38 +514,6 @@ class Fanout:
     others: list[str] = field(default_factory=list)
 
 
-async def single_completion(port: int, duration: float) -> float:
-    """Create a job of ``duration`` s and long-poll it on another connection: arrival - finished_at."""
-    control, waiter = await connect(port), await connect(port)
-    try:
-        created = await control.send(create_request(duration))
-        job_id = created.json()["id"]
-        reply = await waiter.send(long_poll(job_id, 120))
-        body = reply.json()
-        if body.get("result") != "completed":
-            raise RuntimeError(f"the probe job answered {body}")
-        return reply.arrived - finished_at(body)
-    finally:
-        control.abort()
-        waiter.abort()
-
-
-async def wait_held(service: Service, ports: set[int], timeout: float) -> int:
-    """Until every connection in ``ports`` has its request read by the service (an empty receive
-    queue on the service's side) and the service's CPU is quiet; how many are held."""
-    deadline = time.monotonic() + timeout
-    held, cpu = 0, service.cpu_seconds()
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        sockets = server_sockets(service.port)
-        held = sum(1 for p in ports if sockets.get(p) == 0)
-        now = service.cpu_seconds()
-        quiet, cpu = now - cpu <= 0.25 * 0.1, now  # under 10 % of a core
-        if held == len(ports) and quiet:
-            break
-    return held
-
-
 async def fanout_run(service: Service, args: argparse.Namespace) -> Fanout:
     n = args.waiters
     result = Fanout(n)
@@ -929,12 +650,6 @@ def fanout_table(results: Sequence[Fanout]) -> list[str]:
 
 
 # --- the report ----------------------------------------------------------------------------------
-
-
-def kind(command: str) -> str:
-    """What a process seen by :func:`other_benchmarks` is, in a word."""
-    match = OTHER_BENCHMARKS.search(command)
-    return match[0].strip("/ ") if match else command[:40]
 
 
 def reproduce(argv: Sequence[str]) -> str:
@@ -1117,7 +832,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = [r for r in (*ROWS, *EXTRA_ROWS) if r.key in wanted]
         if len(rows) != len(wanted):
             sys.exit(f"unknown rows in --rows {args.rows}")
-    quiet = wait_until_quiet(args.wait_quiet)
+    quiet = wait_until_quiet(args.wait_quiet, say=log)
     source, fingerprint = source_state()
     machine = facts(source)
     started = time.monotonic()

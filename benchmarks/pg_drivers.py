@@ -26,13 +26,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+# psycopg is not a dependency of the project, only of this comparison: the ignores let mypy
+# check this file without it installed.
 import asyncpg
-import psycopg
-import psycopg_pool
+import psycopg  # type: ignore[import-not-found, unused-ignore]
+import psycopg_pool  # type: ignore[import-not-found, unused-ignore]
 
-from processes import cpu_model, version
+import pgdb
+from machine import cpu_model, version
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMA = (
     "CREATE TABLE jobs (seq BIGSERIAL PRIMARY KEY, id TEXT UNIQUE NOT NULL, ends_at DOUBLE PRECISION, "
     "timeline BYTEA NOT NULL)",
@@ -177,34 +179,26 @@ async def one_round(driver: Driver, ids: list[str]) -> dict[str, float]:
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
-    db = f"vtrans_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f"CREATE DATABASE {db}")
-    dsn = f"postgresql://postgres@127.0.0.1:5432/{db}"
+async def run(args: argparse.Namespace, dsn: str) -> dict[str, dict[str, list[float]]]:
     results: dict[str, dict[str, list[float]]] = {}
-    try:
-        setup = await asyncpg.connect(dsn)
-        for statement in SCHEMA:
-            await setup.execute(statement)
-        ids = [f"job_{uuid.uuid4().hex}" for _ in range(args.n)]
-        await setup.executemany(
-            "INSERT INTO jobs (id, ends_at, timeline) VALUES ($1, 1.0, $2)", [(i, BLOB) for i in ids]
-        )
-        await setup.close()
-        drivers: list[Driver] = [AsyncpgDriver(), PsycopgDriver()]
+    setup = await asyncpg.connect(dsn)
+    for statement in SCHEMA:
+        await setup.execute(statement)
+    ids = [f"job_{uuid.uuid4().hex}" for _ in range(args.n)]
+    await setup.executemany(
+        "INSERT INTO jobs (id, ends_at, timeline) VALUES ($1, 1.0, $2)", [(i, BLOB) for i in ids]
+    )
+    await setup.close()
+    drivers: list[Driver] = [AsyncpgDriver(), PsycopgDriver()]
+    for driver in drivers:
+        await driver.setup(dsn)
+        results[driver.name] = {"get": [], "insert": [], "pool": [], "notify": []}
+    for _ in range(args.rounds):
         for driver in drivers:
-            await driver.setup(dsn)
-            results[driver.name] = {"get": [], "insert": [], "pool": [], "notify": []}
-        for _ in range(args.rounds):
-            for driver in drivers:
-                for measure, value in (await one_round(driver, ids)).items():
-                    results[driver.name][measure].append(value)
-        for driver in drivers:
-            await driver.close()
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        await admin.close()
+            for measure, value in (await one_round(driver, ids)).items():
+                results[driver.name][measure].append(value)
+    for driver in drivers:
+        await driver.close()
     return results
 
 
@@ -215,7 +209,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=3000)
     args = parser.parse_args()
-    results = asyncio.run(run(args))
+    with pgdb.scratch_database("vtrans_bench") as dsn:
+        results = asyncio.run(run(args, dsn))
     print(
         f"PostgreSQL drivers, {cpu_model()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"asyncpg {version('asyncpg')}, psycopg {version('psycopg')}; "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import engine
 import report
-from stats import Stats, summarize
+from wait_stats import Stats, summarize
 from strategies import HoldOnce, Strategy, baselines, hint_baselines, sweep_policies
 from vtrans.client.policy import PollPolicy
 from vtrans.server.simulation import Timeline

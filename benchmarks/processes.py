@@ -1,18 +1,16 @@
-"""What the end-to-end benchmarks share: a server process started and stopped in bounded time, its
-CPU and memory from /proc, and facts about the machine."""
+"""What the end-to-end benchmarks share: a server process started and stopped in bounded time, and
+its CPU and memory from /proc (summed over its worker processes, when it has some)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import platform
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -27,23 +25,6 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 class ServerProcess:
@@ -109,17 +90,94 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait(STOP_TIMEOUT)
 
+    def pids(self) -> list[int]:
+        """The process and its descendants (``--workers N`` serves from N children)."""
+        return [self.pid, *descendants(self.pid)]
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the process so far, all threads."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """User + system CPU time so far, all threads, summed over :meth:`pids` (a worker that
+        exited takes its time with it)."""
+        return sum(cpu_seconds(pid) for pid in self.pids())
 
     def rss(self) -> int:
-        """Resident set size in bytes."""
-        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
+        """Resident set size in bytes, summed over :meth:`pids` (pages they share count once per
+        process: an upper bound)."""
+        return sum(rss(pid) for pid in self.pids())
+
+    def pss(self) -> int:
+        """Proportional set size in bytes, summed over :meth:`pids` (shared pages split between
+        their sharers: what the processes cost the machine together)."""
+        return sum(pss(pid) for pid in self.pids())
 
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def parent(pid: int) -> int:
+    """The parent's pid (0 when there is none or the process is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def children_of() -> dict[int, list[int]]:
+    """Every process's children, by pid (from ``/proc/*/stat``)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            children.setdefault(parent(int(entry.name)), []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    tree, found, todo = children_of(), [], [pid]
+    while todo:
+        kids = tree.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all threads (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except OSError:
+        return 0
+
+
+def pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class CPUCounter:
+    """The CPU seconds spent so far by a changing set of processes (``pids()`` lists them when
+    called): call it before and after a measurement. A process that exits keeps the time last
+    seen of it, so the count never goes back."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]]) -> None:
+        self.pids = pids
+        self._seen: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        for pid in self.pids():
+            self._seen[pid] = max(self._seen.get(pid, 0.0), cpu_seconds(pid))
+        return sum(self._seen.values())

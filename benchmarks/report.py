@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simserver import RTT
-from stats import Stats, dominates, frontier
+from wait_stats import Stats, dominates, frontier
 from strategies import describe
 from svgplot import Point, scatter
 from workloads import BANDS, ESTIMATE_KINDS, EXPECTED, HOLD, KINDS, SANDBOX, WORKLOADS
