@@ -30,10 +30,10 @@ from pathlib import Path
 
 import engine
 import report
-from wait_stats import Stats, summarize
 from strategies import HoldOnce, Strategy, baselines, hint_baselines, sweep_policies
 from vtrans.client.policy import PollPolicy
 from vtrans.server.simulation import Timeline
+from wait_stats import Stats, summarize
 from workloads import (
     BANDS,
     ESTIMATE_KINDS,

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simserver import RTT
-from wait_stats import Stats, dominates, frontier
 from strategies import describe
 from svgplot import Point, scatter
+from wait_stats import Stats, dominates, frontier
 from workloads import BANDS, ESTIMATE_KINDS, EXPECTED, HOLD, KINDS, SANDBOX, WORKLOADS
 
 if TYPE_CHECKING:
