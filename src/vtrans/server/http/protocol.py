@@ -41,29 +41,38 @@ class _Refused(Exception):
     """Stops the parser: the request was refused and the connection is closing."""
 
 
+#: What a connection is waiting for, and how long it may: nothing (a request being answered, or an
+#: idle keep-alive connection, which uvicorn closes itself), its headers, or its body.
+IDLE, HEADERS, BODY = 0, 1, 2
+_LATE = {
+    HEADERS: "The request's headers did not arrive in time.",
+    BODY: "The request's body did not arrive in time.",
+}
+
+
 class GuardedProtocol(HttpToolsProtocol):
-    """:class:`HttpToolsProtocol` with the bounds above (set :attr:`limits` before serving)."""
+    """:class:`HttpToolsProtocol` with the bounds above (set :attr:`limits` before serving).
+
+    The timeouts cost a timestamp per request: one sweep a second (per event loop) looks at every
+    connection, rather than a timer armed and cancelled for each request.
+    """
 
     limits = ConnectionConfig()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._timer: asyncio.TimerHandle | None = None
+        self._phase, self._since = HEADERS, 0.0
         self._header_bytes = 0
         self._url_bytes = 0
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._since = self.loop.time()
+        _sweep_on(self.loop, self.connections, self.limits)
         if len(self.connections) > self.limits.max_connections:
             detail = "The service holds as many connections as it can; try again shortly."
             self._refuse(503, "too-many-connections", detail)
-            return
-        self._arm(self.limits.header_timeout, "The request's headers did not arrive in time.")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, but one of our refusals is not logged as an invalid request."""
@@ -86,7 +95,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = self._url_bytes = 0
-        self._arm(self.limits.header_timeout, "The request's headers did not arrive in time.")
+        self._phase, self._since = HEADERS, self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._url_bytes += len(url)
@@ -105,38 +114,32 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._phase, self._since = BODY, self.loop.time()
         extensions: dict[str, object] = self.scope.setdefault("extensions", {})  # type: ignore[assignment]
         extensions[TRANSPORT] = self.transport  # for an injected reset
         super().on_headers_complete()
-        self._arm(self.limits.body_timeout, "The request's body did not arrive in time.")
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._phase = IDLE
         super().on_message_complete()
 
-    def _arm(self, seconds: float, detail: str) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self._too_slow, detail)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _too_slow(self, detail: str) -> None:
-        self._timer = None
+    def overdue(self, now: float) -> None:
+        """Cut the connection off if what it waits for is late (the sweep calls this)."""
+        if self._phase == IDLE or self._refused:
+            return
+        limit = self.limits.header_timeout if self._phase == HEADERS else self.limits.body_timeout
+        if now - self._since < limit:
+            return
         if self.cycle is not None and not self.cycle.response_complete and self.cycle.response_started:
             self.transport.close()  # the app is answering: nothing can be said any more
             return
-        self._refuse(408, "request-timeout", detail)
+        self._refuse(408, "request-timeout", _LATE[self._phase])
 
     def _refuse(self, status: int, code: str, detail: str) -> None:
         """Answer a problem and close the connection."""
         if self._refused or self.transport.is_closing():
             return
         self._refused = True
-        self._disarm()
         body = msgspec.json.encode(
             Problem(type=problem_type(code), title=_REASONS[status].decode(), status=status, detail=detail)
         )
@@ -146,3 +149,28 @@ class GuardedProtocol(HttpToolsProtocol):
             head.append(b"retry-after: 1")
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.transport.close()
+
+
+#: The event loops with a sweep running (one per process, in practice).
+_swept: set[asyncio.AbstractEventLoop] = set()
+
+
+def _sweep_on(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: ConnectionConfig) -> None:
+    """Make sure ``connections`` are looked at every second (or at a quarter of the shortest
+    timeout) on ``loop``, for as long as the loop runs."""
+    if loop in _swept:
+        return
+    _swept.add(loop)
+    period = min(1.0, limits.header_timeout / 4, limits.body_timeout / 4)
+
+    def sweep() -> None:
+        if loop.is_closed():
+            _swept.discard(loop)
+            return
+        now = loop.time()
+        for connection in tuple(connections):
+            if isinstance(connection, GuardedProtocol):
+                connection.overdue(now)
+        loop.call_later(period, sweep)
+
+    loop.call_later(period, sweep)
