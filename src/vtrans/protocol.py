@@ -125,7 +125,10 @@ class JobPage(msgspec.Struct, frozen=True):
     next_cursor: str | None = None
 
 
-MAX_BATCH = 1000
+#: Most jobs one batch wait may watch (one event stream carries them all; their ids fit
+#: :data:`MAX_BATCH_BYTES`).
+MAX_BATCH = 10_000
+MAX_BATCH_BYTES = 1 << 20
 
 
 class JobsWait(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -119,3 +119,22 @@ def test_webhooks_are_captured_signed_when_they_fall_due(fake: FakeService) -> N
 def test_the_spec_status_is_served_too(fake: FakeService) -> None:
     client = fake.client()
     assert client.wait().result in ("completed", "error")
+
+
+def test_one_stream_waits_for_more_jobs_than_the_old_batch_limit(fake: FakeService) -> None:
+    client = fake.client()
+    ids = [
+        client.create("fr", 10 + n % 50, simulate={"duration_seconds": 1 + n % 97}).id or ""
+        for n in range(1500)
+    ]
+    started = time.perf_counter()
+    finished = list(client.as_completed(ids))
+    assert time.perf_counter() - started < 10 * REAL_SECONDS
+    assert sorted(job.id or "" for job in finished) == sorted(ids)
+    ends = [job.finished_at for job in finished]
+    assert ends == sorted(ends), "in the order they finished"
+
+
+def test_too_many_jobs_for_one_wait_is_a_clear_error(fake: FakeService) -> None:
+    with pytest.raises(ValueError, match="up to 10000 jobs"):
+        fake.client().wait_many(["job_" + f"{n:032x}" for n in range(10_001)])

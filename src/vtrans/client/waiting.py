@@ -40,7 +40,15 @@ from vtrans.client.errors import APIError, JobFailed, ProtocolError, TransportEr
 from vtrans.client.hooks import WaitDetails, WaitResult
 from vtrans.client.memory import Created
 from vtrans.client.policy import Poller
-from vtrans.protocol import Job, JobsWait, JobsWaitResult, Status, parse_prefer_wait, parse_retry_after
+from vtrans.protocol import (
+    MAX_BATCH,
+    Job,
+    JobsWait,
+    JobsWaitResult,
+    Status,
+    parse_prefer_wait,
+    parse_retry_after,
+)
 
 log = logging.getLogger("vtrans.client")
 
@@ -443,6 +451,8 @@ def wait_many(settings: Settings, job_ids: list[str], options: WaitOptions) -> F
     """Wait for every job through one request at a time (``POST /v1/jobs/wait``), emitting each as
     it finishes; return them all, in the order given."""
     ids = list(dict.fromkeys(job_ids))
+    if len(ids) > MAX_BATCH:
+        raise ValueError(f"wait_many takes up to {MAX_BATCH} jobs at once, not {len(ids)}: split them")
     for job_id in ids:
         job_path(job_id)  # reject malformed ids before any request
     track = Tracker(settings, options, f"{len(ids)} jobs", job_ids=tuple(ids))

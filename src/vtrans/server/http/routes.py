@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from vtrans.protocol import (
+    MAX_BATCH_BYTES,
     RESULTS,
     JobCreate,
     JobPage,
@@ -115,7 +116,8 @@ async def wait_jobs(request: Request) -> Response:
     """Many jobs at once: the finished ones among ``ids``; with ``Prefer: wait``, held until one is.
     With ``Accept: text/event-stream``, one stream of a ``done`` event per job as each finishes."""
     service, tenant = _service(request), _tenant(request)
-    spec = _decode(await _read_body(request, service.config.max_body_bytes), JobsWait, request)
+    limit = max(service.config.max_body_bytes, MAX_BATCH_BYTES)  # up to MAX_BATCH ids
+    spec = _decode(await _read_body(request, limit), JobsWait, request)
     if b"text/event-stream" in (_raw_header(request, b"accept") or b""):
         events = await service.watch_many(spec.ids, tenant=tenant)
         return EventStream(frames(events, service.config.stream.retry_ms), service.config.stream.send_timeout)
