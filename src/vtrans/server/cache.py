@@ -19,6 +19,11 @@ class JobCache:
         self._jobs: dict[str, StoredJob] = {}
         self._epoch = 0
 
+    @property
+    def epoch(self) -> int:
+        """Counts evictions: a copy read at one epoch is still good while it has not moved."""
+        return self._epoch
+
     async def get(self, job_id: str) -> StoredJob | None:
         job = self._jobs.get(job_id)
         if job is not None:

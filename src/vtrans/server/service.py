@@ -19,7 +19,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -42,6 +42,8 @@ from vtrans.server.wire import to_wire
 log = logging.getLogger(__name__)
 
 STATUS_JOB_KEY = "status_job_id"
+#: Ids a batch wait reads at a time before letting other requests run.
+BATCH_SLICE = 100
 #: Target languages by their lower-case code: ``ES`` and ``pt-br`` name ``es`` and ``pt-BR``.
 _LANGUAGES = {code.lower(): code for code in LANGUAGES}
 
@@ -83,23 +85,40 @@ class Watched:
     """The jobs a request waits on, by when each ends: what is finished at a time costs in
     proportion to it, not to the jobs (a heap of ends, from which moved ones are dropped lazily)."""
 
-    def __init__(self, jobs: dict[str, StoredJob]) -> None:
-        self.jobs = jobs
-        self._ends = [(job.timeline.ends_at, job_id) for job_id, job in jobs.items()]
-        heapq.heapify(self._ends)
+    def __init__(self, read_at: int, jobs: Iterable[StoredJob] = ()) -> None:
+        self.jobs: dict[str, StoredJob] = {}
+        #: The cache's epoch before the jobs were read: unchanged, nothing changed them since.
+        self.read_at = read_at
+        self._ends: list[tuple[float, str]] = []
+        self._heaped = True
+        self.add(jobs)
+
+    def add(self, jobs: Iterable[StoredJob]) -> None:
+        """Watch these jobs too."""
+        for job in jobs:
+            self.jobs[job.id] = job
+            self._ends.append((job.timeline.ends_at, job.id))
+        self._heaped = False
+
+    def _heap(self) -> list[tuple[float, str]]:
+        if not self._heaped:
+            heapq.heapify(self._ends)
+            self._heaped = True
+        return self._ends
 
     def update(self, fresh: dict[str, StoredJob]) -> None:
         """Take the jobs read again (a cancellation moves an end earlier)."""
         for job_id, job in fresh.items():
             if job_id in self.jobs and job.timeline.ends_at != self.jobs[job_id].timeline.ends_at:
-                heapq.heappush(self._ends, (job.timeline.ends_at, job_id))
+                heapq.heappush(self._heap(), (job.timeline.ends_at, job_id))
             if job_id in self.jobs:
                 self.jobs[job_id] = job
 
     def next_end(self) -> float:
         """When the next watched job ends (``inf`` if none is left)."""
-        while self._ends:
-            end, job_id = self._ends[0]
+        ends = self._heap()
+        while ends:
+            end, job_id = ends[0]
             job = self.jobs.get(job_id)
             if job is not None and job.timeline.ends_at == end:
                 return end
@@ -264,10 +283,11 @@ class Service:
     ) -> View:
         """The job; with ``wait``, once it leaves ``pending`` or after ``wait`` seconds (capped) —
         or, with ``progress``, once its progress has grown by that much."""
+        epoch = self.jobs.epoch
         job = await self.find(job_id, tenant=tenant)
         if wait is None:
             return self.view(job)
-        watched = Watched({job.id: job})
+        watched = Watched(epoch, [job])
         step_at = None
         if progress is not None:
             step_at = simulation.progress_reached(job.timeline, self.view(job).state.progress + progress)
@@ -298,7 +318,7 @@ class Service:
     ) -> tuple[list[View], int, float | None]:
         """The finished jobs among ``job_ids`` and how many are pending; with ``wait``, once one
         is finished or after ``wait`` seconds (capped). Also returns the hold applied."""
-        watched = Watched(await self._owned(job_ids, tenant))
+        watched = await self._watched(job_ids, tenant)
         finished, held = watched.finished(self.clock()), None
         if not finished and wait is not None:
             held = await self._hold(watched, wait, gone)
@@ -310,15 +330,15 @@ class Service:
         it finishes (id: the job's), ``keepalive`` when idle, and the end once all are done (or
         ``reconnect`` at the stream's lifetime: ask again for those still pending). Its work is in
         proportion to the jobs, once: each finishing job costs one event."""
-        jobs = await self._owned(job_ids, tenant)
+        watched = await self._watched(job_ids, tenant)
         self._room_to_wait()
-        return self._watch_many(Watched(jobs))
+        return self._watch_many(watched)
 
     async def _watch_many(self, watched: Watched) -> AsyncIterator[Event]:
         cfg = self.config.stream
         started = last_write = self.clock()
-        with self.wakeups.watch(list(watched.jobs)) as watch:
-            watch.everything = True
+        with self.wakeups.watch(watched.jobs.keys()) as watch:
+            watch.everything = self._may_have_changed(watched)
             while True:
                 await self._refresh(watched, watch)
                 now = self.clock()
@@ -336,17 +356,31 @@ class Service:
                 until = min(watched.next_end(), last_write + cfg.keepalive, started + cfg.max_lifetime)
                 await watch.sleep(until - now)
 
-    async def _owned(self, job_ids: list[str], tenant: str) -> dict[str, StoredJob]:
-        """The jobs, by id, once each id is well-formed and the tenant's (else the problem)."""
+    async def _watched(self, job_ids: list[str], tenant: str) -> Watched:
+        """The jobs to watch, once each id is the tenant's and well-formed (else the problem).
+
+        Thousands of ids are read a slice at a time, and other requests are served in between:
+        a few hundred batch waits arriving at once do not hold up a plain ``GET`` for long."""
         ids = list(dict.fromkeys(job_ids))
-        for job_id in ids:
-            check_id(job_id)
-        found = await self.jobs.get_many(ids)
-        missing = [job_id for job_id in ids if job_id not in found or found[job_id].tenant != tenant]
+        watched = Watched(self.jobs.epoch)
+        missing: list[str] = []
+        for start in range(0, len(ids), BATCH_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            chunk = ids[start : start + BATCH_SLICE]
+            part = await self.jobs.get_many(chunk)
+            missing += [i for i in chunk if (job := part.get(i)) is None or job.tenant != tenant]
+            watched.add(part.values())
         if missing:
+            for job_id in missing:
+                check_id(job_id)  # a malformed id is a malformed request, not an unknown job
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise NotFound("job-not-found", f"There is no job with id {shown}.")
-        return found
+        return watched
+
+    def _may_have_changed(self, watched: Watched) -> bool:
+        """Whether the watched jobs may have changed since they were read (then read them again)."""
+        return self.jobs.epoch != watched.read_at or not self.store.in_sync
 
     async def _refresh(self, watched: Watched, watch: Watch) -> None:
         """Read again the watched jobs that changed other than by their timelines."""
@@ -366,8 +400,8 @@ class Service:
         deadline = self.clock() + applied
         if until is not None:  # a progress step comes first (it moves no end: a cancel ends the hold)
             deadline = min(deadline, until)
-        with self.wakeups.watch(list(watched.jobs)) as watch:
-            watch.everything = True  # read again now that changes are watched: none slips between
+        with self.wakeups.watch(watched.jobs.keys()) as watch:
+            watch.everything = self._may_have_changed(watched)  # none slips between read and watch
             while True:
                 await self._refresh(watched, watch)
                 now = self.clock()

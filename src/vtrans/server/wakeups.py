@@ -19,10 +19,13 @@ from typing import Any
 class Watch:
     """A waiter's interest in some jobs; collects the ids that changed since it last looked."""
 
-    __slots__ = ("_future", "_owner", "changed", "everything", "ids")
+    __slots__ = ("_future", "_owner", "changed", "everything", "ids", "indexed")
 
     def __init__(self, owner: Wakeups, ids: Collection[str]) -> None:
         self._owner, self.ids = owner, ids
+        #: The ids it is indexed under, fixed when it starts (``None``: a batch watch, looked at
+        #: whenever a job changes; its ``ids`` may shrink as its jobs finish).
+        self.indexed = tuple(ids) if len(ids) <= INDEXED else None
         #: Jobs that changed since :meth:`take` was last called.
         self.changed: set[str] = set()
         #: Changes may have been missed: re-check every job.
@@ -77,11 +80,18 @@ class Watch:
                 cancel.remove_done_callback(wake)
 
 
+#: A watch on more jobs than this is not indexed by job (registering thousands of ids would cost
+#: more than looking at the few such watches when a job changes, which is rare).
+INDEXED = 16
+
+
 class Wakeups:
-    """The watches of one service process, by job id."""
+    """The watches of one service process: by job id for the few-job ones (long-polls, streams),
+    in a list for the batch ones (their ``ids`` support fast membership: a dict or a set)."""
 
     def __init__(self) -> None:
         self._watches: dict[str, set[Watch]] = {}
+        self._batches: set[Watch] = set()
         self._all: set[Watch] = set()
         #: How many requests are asleep on a watch right now (a batch wait counts once).
         self.sleeping = 0
@@ -94,6 +104,9 @@ class Wakeups:
         """Wake everyone watching ``job_id`` (its state changed other than by its timeline)."""
         for watch in tuple(self._watches.get(job_id, ())):
             watch._wake(job_id)
+        for watch in tuple(self._batches):
+            if job_id in watch.ids:
+                watch._wake(job_id)
 
     def notify_all(self) -> None:
         """Changes may have been missed: wake every watch to re-check all it watches."""
@@ -102,12 +115,18 @@ class Wakeups:
 
     def _add(self, watch: Watch) -> None:
         self._all.add(watch)
-        for job_id in watch.ids:
+        if watch.indexed is None:
+            self._batches.add(watch)
+            return
+        for job_id in watch.indexed:
             self._watches.setdefault(job_id, set()).add(watch)
 
     def _remove(self, watch: Watch) -> None:
         self._all.discard(watch)
-        for job_id in watch.ids:
+        if watch.indexed is None:
+            self._batches.discard(watch)
+            return
+        for job_id in watch.indexed:
             watches = self._watches.get(job_id)
             if watches is not None:
                 watches.discard(watch)
