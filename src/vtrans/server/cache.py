@@ -8,6 +8,8 @@ changes from other processes may be missed (``in_sync`` false).
 
 from __future__ import annotations
 
+from typing import cast
+
 from vtrans.server.stores import Store, StoredJob
 
 
@@ -35,14 +37,16 @@ class JobCache:
         return job
 
     async def get_many(self, job_ids: list[str]) -> dict[str, StoredJob]:
-        found = {job_id: job for job_id in job_ids if (job := self._jobs.get(job_id)) is not None}
-        missing = [job_id for job_id in job_ids if job_id not in found]
-        if missing:
-            epoch = self._epoch
-            read = await self.store.get_many(missing)
-            for job in read.values():
-                self.put(job, epoch)
-            found.update(read)
+        read: dict[str, StoredJob | None] = dict(zip(job_ids, map(self._jobs.get, job_ids), strict=True))
+        if None not in read.values():
+            return cast("dict[str, StoredJob]", read)
+        found = {job_id: job for job_id, job in read.items() if job is not None}
+        missing = [job_id for job_id, job in read.items() if job is None]
+        epoch = self._epoch
+        stored = await self.store.get_many(missing)
+        for job in stored.values():
+            self.put(job, epoch)
+        found.update(stored)
         return found
 
     def put(self, job: StoredJob, epoch: int | None = None) -> None:

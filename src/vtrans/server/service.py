@@ -16,10 +16,11 @@ import contextlib
 import heapq
 import logging
 import math
+import operator
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 STATUS_JOB_KEY = "status_job_id"
 #: Ids a batch wait reads at a time before letting other requests run.
 BATCH_SLICE = 100
+#: Batch waits reading their ids at the same time (the others queue).
+BULK_READERS = 2
+_ENDS_AT, _TENANT = operator.attrgetter("timeline.ends_at"), operator.attrgetter("tenant")
 #: Target languages by their lower-case code: ``ES`` and ``pt-br`` name ``es`` and ``pt-BR``.
 _LANGUAGES = {code.lower(): code for code in LANGUAGES}
 
@@ -83,36 +87,35 @@ class Event(NamedTuple):
 
 class Watched:
     """The jobs a request waits on, by when each ends: what is finished at a time costs in
-    proportion to it, not to the jobs (a heap of ends, from which moved ones are dropped lazily)."""
+    proportion to it, not to the jobs (a heap of ends, built when first asked, from which moved
+    ones are dropped lazily)."""
 
-    def __init__(self, read_at: int, jobs: Iterable[StoredJob] = ()) -> None:
+    def __init__(self, read_at: int) -> None:
         self.jobs: dict[str, StoredJob] = {}
         #: The cache's epoch before the jobs were read: unchanged, nothing changed them since.
         self.read_at = read_at
-        self._ends: list[tuple[float, str]] = []
-        self._heaped = True
-        self.add(jobs)
+        self._ends: list[tuple[float, str]] | None = None
 
-    def add(self, jobs: Iterable[StoredJob]) -> None:
+    def add(self, jobs: dict[str, StoredJob]) -> None:
         """Watch these jobs too."""
-        for job in jobs:
-            self.jobs[job.id] = job
-            self._ends.append((job.timeline.ends_at, job.id))
-        self._heaped = False
+        self.jobs.update(jobs)
+        self._ends = None
 
     def _heap(self) -> list[tuple[float, str]]:
-        if not self._heaped:
+        if self._ends is None:
+            self._ends = list(zip(map(_ENDS_AT, self.jobs.values()), self.jobs, strict=True))
             heapq.heapify(self._ends)
-            self._heaped = True
         return self._ends
 
     def update(self, fresh: dict[str, StoredJob]) -> None:
         """Take the jobs read again (a cancellation moves an end earlier)."""
         for job_id, job in fresh.items():
-            if job_id in self.jobs and job.timeline.ends_at != self.jobs[job_id].timeline.ends_at:
-                heapq.heappush(self._heap(), (job.timeline.ends_at, job_id))
-            if job_id in self.jobs:
-                self.jobs[job_id] = job
+            old = self.jobs.get(job_id)
+            if old is None:
+                continue
+            if job.timeline.ends_at != old.timeline.ends_at and self._ends is not None:
+                heapq.heappush(self._ends, (job.timeline.ends_at, job_id))
+            self.jobs[job_id] = job
 
     def next_end(self) -> float:
         """When the next watched job ends (``inf`` if none is left)."""
@@ -122,14 +125,14 @@ class Watched:
             job = self.jobs.get(job_id)
             if job is not None and job.timeline.ends_at == end:
                 return end
-            heapq.heappop(self._ends)  # finished already, or its end moved
+            heapq.heappop(ends)  # finished already, or its end moved
         return math.inf
 
     def finished(self, now: float) -> list[StoredJob]:
         """Take out the jobs finished at ``now``, in the order they ended."""
         done = []
         while self.next_end() <= now:
-            _, job_id = heapq.heappop(self._ends)
+            _, job_id = heapq.heappop(self._heap())
             done.append(self.jobs.pop(job_id))
         return done
 
@@ -169,6 +172,9 @@ class Service:
         #: Shutting down: holds answer at once, streams end, new requests are turned away.
         self.draining = False
         self._rng = random.Random()
+        #: Batch reads of many ids in progress at once: those beyond wait their turn, so a plain
+        #: request waits behind a few slices of them, not behind hundreds.
+        self._bulk = asyncio.Semaphore(BULK_READERS)
         self._outbox_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -287,7 +293,8 @@ class Service:
         job = await self.find(job_id, tenant=tenant)
         if wait is None:
             return self.view(job)
-        watched = Watched(epoch, [job])
+        watched = Watched(epoch)
+        watched.add({job.id: job})
         step_at = None
         if progress is not None:
             step_at = simulation.progress_reached(job.timeline, self.view(job).state.progress + progress)
@@ -363,15 +370,16 @@ class Service:
         a few hundred batch waits arriving at once do not hold up a plain ``GET`` for long."""
         ids = list(dict.fromkeys(job_ids))
         watched = Watched(self.jobs.epoch)
-        missing: list[str] = []
-        for start in range(0, len(ids), BATCH_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            chunk = ids[start : start + BATCH_SLICE]
-            part = await self.jobs.get_many(chunk)
-            missing += [i for i in chunk if (job := part.get(i)) is None or job.tenant != tenant]
-            watched.add(part.values())
-        if missing:
+        if len(ids) <= BATCH_SLICE:
+            watched.add(await self.jobs.get_many(ids))
+        else:
+            async with self._bulk:
+                for start in range(0, len(ids), BATCH_SLICE):
+                    if start:
+                        await asyncio.sleep(0)
+                    watched.add(await self.jobs.get_many(ids[start : start + BATCH_SLICE]))
+        if len(watched.jobs) < len(ids) or set(map(_TENANT, watched.jobs.values())) != {tenant}:
+            missing = [i for i in ids if (job := watched.jobs.get(i)) is None or job.tenant != tenant]
             for job_id in missing:
                 check_id(job_id)  # a malformed id is a malformed request, not an unknown job
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
