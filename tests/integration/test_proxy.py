@@ -135,6 +135,16 @@ def test_events_pass_the_proxy_as_they_happen(proxied: tuple[str, list[ServicePr
     assert arrivals[-1][0] >= 2.5
 
 
+def test_a_batch_wait_of_thousands_of_ids_passes_the_proxy(proxied: tuple[str, list[ServiceProcess]]) -> None:
+    """Batch bodies go up to 1 MiB (10,000 ids): the proxy lets them through to the service."""
+    url, _ = proxied
+    ids = [f"job_{n:032x}" for n in range(4000)]  # well-formed, unknown: about 150 KB of body
+    with httpx2.Client(base_url=url, timeout=10) as http:
+        answer = http.post("/v1/jobs/wait", json={"ids": ids})
+    assert answer.status_code == 404, answer.text[:200]
+    assert answer.json()["type"].endswith("job-not-found")
+
+
 def test_a_dead_replica_is_skipped(proxied: tuple[str, list[ServiceProcess]]) -> None:
     url, replicas = proxied
     replicas[0].kill()
