@@ -86,11 +86,14 @@ def test_a_finished_job_lands_in_its_result(
 def test_jobs_pending_at_a_restart_are_counted_when_they_end(
     service: ServiceProcess, client: httpx2.Client, wait_until: Callable[..., Any]
 ) -> None:
-    create(client, simulate={"duration_seconds": 1.5, "outcome": "completed"})
+    job_id = create(client, simulate={"duration_seconds": 4, "outcome": "completed"})
     service.restart()
+    with service.client() as http:
+        assert http.get(f"/v1/jobs/{job_id}").json()["result"] == "pending", "restarted in time"
+    assert value(service, "vtrans_jobs_finished_total", result="completed") == 0
     wait_until(
         lambda: value(service, "vtrans_jobs_finished_total", result="completed") == 1,
-        5,
+        10,
         interval=0.1,
         message="the job created before the restart to be counted",
     )
