@@ -17,11 +17,13 @@ pytestmark = pytest.mark.integration
 
 
 def create(http: Any, url: str, *, seconds: float = 0.3) -> Any:
-    body = {"language": "fr", "video_seconds": 5, "callback_url": url, "simulate": {"duration_seconds": seconds}}
+    simulate = {"duration_seconds": seconds}
+    body = {"language": "fr", "video_seconds": 5, "callback_url": url, "simulate": simulate}
     return http.post("/v1/jobs", json=body)
 
 
-NEVER = 3600.0  # jobs accepted only to see the 201: they end long after the test, so nothing is sent off loopback
+#: Jobs accepted only to see the 201 end long after the test: nothing is sent off loopback.
+NEVER = 3600.0
 
 
 def test_inside_destinations_are_refused_at_creation(
@@ -45,7 +47,8 @@ def test_inside_destinations_are_refused_at_creation(
             body = assert_problem(create(http, url), 422, code="callback-refused")
             assert reason in body["detail"], (url, body["detail"])
         assert_problem(create(http, "http://user:pw@example.com/x"), 422, detail_contains="credentials")
-        assert create(http, "https://example.com/hook", seconds=NEVER).status_code == 201, "a public name is fine"
+        public = create(http, "https://example.com/hook", seconds=NEVER)
+        assert public.status_code == 201, "a public name is fine"
 
 
 def test_a_local_sandbox_takes_local_receivers_but_not_itself(

@@ -37,3 +37,23 @@ def test_every_file_link_exists() -> None:
 def test_every_markdown_file_named_exists() -> None:
     for name in set(re.findall(r"\b[\w./-]+\.md\b", README)):
         assert (ROOT / name).exists(), f"the README names {name}, which is not in the repository"
+
+
+def test_the_two_commands_are_commands_as_written() -> None:
+    """The README's first two shell blocks, copied as they are: set-up, then the demo; set-up, then
+    pytest — and the demo's arguments are ones the command line takes."""
+    section = README.split("## The two commands", 1)[1]
+    run, test = re.findall(r"```sh\n(.*?)\n```", section, flags=re.S)[:2]
+    setup = "python3 -m venv .venv && .venv/bin/pip install -q -e "
+    assert run.startswith(setup)
+    assert test.startswith(setup)
+    assert test.endswith("&& .venv/bin/pytest")
+    args = run.rsplit("&& .venv/bin/vtrans ", 1)[1].split()
+    from vtrans.cli.commands import cli
+
+    name, *rest = args
+    assert name == "demo"
+    with cli.make_context("vtrans", [name]) as ctx:
+        demo = cli.get_command(ctx, name)
+        assert demo is not None
+        demo.make_context(name, rest, parent=ctx)  # a UsageError for arguments it does not take
