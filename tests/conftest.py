@@ -97,6 +97,17 @@ def free_port() -> int:
         return port
 
 
+def answer_within(sock: socket.socket, seconds: float) -> tuple[float, bytes]:
+    """Everything a server sends on ``sock`` until it closes it, and how long that took."""
+    sock.settimeout(seconds)
+    started, data = time.monotonic(), b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return time.monotonic() - started, data
+        data += chunk
+
+
 def wait_until(
     predicate: Callable[[], T | None], timeout: float, interval: float = 0.02, message: str = "condition"
 ) -> T:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import pytest
 
+from conftest import answer_within
+
 if TYPE_CHECKING:
     from conftest import ServiceFactory, ServiceProcess
 
@@ -21,17 +23,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def strict(module_service_factory: Callable[..., ServiceProcess]) -> ServiceProcess:
     return module_service_factory("--header-timeout", "1", "--body-timeout", "1", "--keep-alive-timeout", "1")
-
-
-def answer_within(sock: socket.socket, seconds: float) -> tuple[float, bytes]:
-    """Everything the service sends until it closes, and how long that took."""
-    sock.settimeout(seconds)
-    started, data = time.monotonic(), b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return time.monotonic() - started, data
-        data += chunk
 
 
 @pytest.mark.parametrize(
@@ -54,6 +45,7 @@ def test_a_client_that_does_not_finish_its_request_is_cut_off(
     assert 0.9 <= took < 2.5, f"closed after {took:.2f}s"
     assert data.startswith(b"HTTP/1.1 408 Request Timeout"), data[:100]
     assert b"application/problem+json" in data
+    assert "Traceback" not in strict.log_text(), "a request cut off is no error of the service's"
 
 
 def test_slowloris_one_byte_a_time_is_cut_off_at_the_header_timeout(strict: ServiceProcess) -> None:

@@ -5,6 +5,7 @@ gone within the drain bound."""
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import anyio
 import httpx2
 import pytest
 
+from conftest import answer_within
 from vtrans.server.config import ServerConfig
 from vtrans.server.http import create_app
 
@@ -107,6 +109,36 @@ def test_held_waits_are_answered_and_streams_end_cleanly_on_shutdown(
     assert "Traceback" not in log
     assert "CancelledError" not in log
     assert "answering 5 held waits now" in log
+
+
+def test_requests_still_arriving_at_shutdown_get_a_503_problem(service_factory: ServiceFactory) -> None:
+    """A body or headers half sent when the signal comes: a 503 problem at once (the client may
+    send it to another replica), not a 500 when the server stops waiting for the rest."""
+    svc = service_factory()
+    halves = [
+        b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\r\n{",
+        b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\nX-Slow: a",
+    ]
+    socks = [socket.create_connection(("127.0.0.1", svc.port)) for _ in halves]
+    for sock, half in zip(socks, halves, strict=True):
+        sock.sendall(half)
+    with svc.client() as http:  # both halves have been read by the time a later request is answered
+        assert http.get("/healthz").status_code == 200
+    assert svc.process is not None
+    signalled = time.monotonic()
+    svc.process.send_signal(signal.SIGTERM)
+    answers = [answer_within(sock, 10)[1] for sock in socks]
+    svc.process.wait(10)
+    for sock in socks:
+        sock.close()
+    assert time.monotonic() - signalled < EXITS_WITHIN
+    for data in answers:
+        assert data.startswith(b"HTTP/1.1 503 Service Unavailable"), data[:100]
+        assert b"retry-after: 1" in data
+        assert b"urn:vtrans:problem:shutting-down" in data
+    log = svc.log_text()
+    assert "Traceback" not in log
+    assert "graceful shutdown exceeded" not in log
 
 
 @pytest.mark.anyio

@@ -123,6 +123,15 @@ class GuardedProtocol(HttpToolsProtocol):
         self._phase = IDLE
         super().on_message_complete()
 
+    def shutdown(self) -> None:
+        """The server is stopping: a request still arriving gets a 503 problem now (its client
+        may try another replica) rather than a 500 when the server gives up waiting for it."""
+        arriving = self._phase == BODY or (self._phase == HEADERS and self._header_bytes + self._url_bytes)
+        if arriving and not (self.cycle is not None and self.cycle.response_started):
+            self._refuse(503, "shutting-down", "The service is shutting down; send the request again.")
+            return
+        super().shutdown()
+
     def overdue(self, now: float) -> None:
         """Cut the connection off if what it waits for is late (the sweep calls this)."""
         if self._phase == IDLE or self._refused:

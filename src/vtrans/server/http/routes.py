@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from vtrans.protocol import (
@@ -230,10 +230,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:  # cut off by the connection's bounds (408), a shutdown (503) or its client
+        raise ProblemError(408, "request-timeout", "The request's body did not arrive.") from None
     return bytes(body)
 
 
