@@ -17,7 +17,21 @@ Result = Literal["pending", "completed", "error"]
 RESULTS: frozenset[str] = frozenset(("pending", "completed", "error"))
 TERMINAL: frozenset[str] = frozenset(("completed", "error"))
 
-JOB_ID_RE = re.compile(r"^job_[0-9a-f]{32}$")
+# --- the shapes of what a request carries -------------------------------------------------------
+# One place for each: the service validates with these, and /openapi.json states them as patterns
+# (written in the syntax Python's ``re`` and JSON Schema's ECMA-262 share; match with ``fullmatch``).
+
+#: A job's id: ``job_`` and 32 lower-case hex digits.
+JOB_ID_PATTERN = "^job_[0-9a-f]{32}$"
+JOB_ID_RE = re.compile(JOB_ID_PATTERN)
+#: A listing's cursor (opaque to clients, but of a fixed shape): ``c`` and the position of the
+#: page's last job in hex, below 2**63.
+CURSOR_PATTERN = "^c[0-7]?[0-9a-f]{1,15}$"
+CURSOR_RE = re.compile(CURSOR_PATTERN)
+#: An ``Idempotency-Key``: 1 to 255 visible ASCII characters (no spaces, no controls).
+MAX_IDEMPOTENCY_KEY = 255
+IDEMPOTENCY_KEY_PATTERN = f"^[!-~]{{1,{MAX_IDEMPOTENCY_KEY}}}$"
+IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 MAX_VIDEO_SECONDS = 6 * 3600.0
 MAX_SIMULATED_SECONDS = 24 * 3600.0
 
@@ -64,6 +78,37 @@ LANGUAGES: dict[str, str] = {
     "zh": "Chinese",
     "zh-TW": "Chinese (Traditional)",
 }
+
+
+def _any_case(code: str) -> str:
+    """A pattern of ``code`` in any case (codes are letters and ``-``, which need no escape)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in code)
+
+
+#: A target language's code, in any case (``ES`` and ``pt-br`` name ``es`` and ``pt-BR``).
+LANGUAGE_PATTERN = "^(?:" + "|".join(_any_case(code) for code in sorted(LANGUAGES)) + ")$"
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16 = "[0-9a-fA-F]{1,4}"
+_IPV6 = "|".join(
+    (
+        f"(?:{_H16}:){{7}}{_H16}",
+        f"(?:{_H16}:){{1,7}}:",
+        *(f"(?:{_H16}:){{1,{7 - n}}}(?::{_H16}){{1,{n}}}" for n in range(1, 7)),
+        f":(?:(?::{_H16}){{1,7}}|:)",
+        f"::(?:[fF]{{4}}(?::0{{1,4}})?:)?{_IPV4}",
+        f"(?:{_H16}:){{1,4}}:{_IPV4}",
+    )
+)
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = "(?:[1-5]?[0-9]{1,4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+#: A ``source_url`` or ``callback_url``: an absolute http(s) URL in visible ASCII, with a host
+#: name, an IPv4 address or a bracketed IPv6 one, an optional port (0-65535), and no credentials.
+HTTP_URL_PATTERN = (
+    rf"^[hH][tT][tT][pP][sS]?://(?:{_LABEL}(?:\.{_LABEL})*|\[(?:{_IPV6})\])(?::{_PORT})?(?:[/?#][!-~]*)?$"
+)
+HTTP_URL_RE = re.compile(HTTP_URL_PATTERN)
 
 
 class JobError(msgspec.Struct, frozen=True):

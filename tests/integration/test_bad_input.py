@@ -229,9 +229,19 @@ def test_status_with_an_unknown_job_id_is_not_found(
         cursor(b"page:3"),
         cursor(b"\xff\xfe\xfd"),
         cursor(b"seq:" + b"9" * 30),
+        cursor(b"seq:5"),
         "",
+        "c",
+        "C1",
+        "cg",
+        "c-1",
+        "c8000000000000000",
+        "c" + "0" * 17,
     ],
-    ids=["punctuation", "foo", "seq-abc", "seq-negative", "page", "not-utf8", "seq-huge", "empty"],
+    ids=[
+        *("punctuation", "foo", "seq-abc", "seq-negative", "page", "not-utf8", "seq-huge", "old-format"),
+        *("empty", "c-alone", "upper-case", "not-hex", "negative", "2-to-the-63", "too-long"),
+    ],
 )
 def test_a_bad_cursor_is_a_problem(
     api: httpx2.Client, assert_problem: Callable[..., Any], value: str

@@ -8,8 +8,10 @@ import time
 
 import httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vtrans.protocol import Job
+from vtrans.protocol import HTTP_URL_RE, LANGUAGE_PATTERN, LANGUAGES, Job
 from vtrans.server.callbacks import Guard, Refused, literal, syntax_problem
 from vtrans.server.config import WebhookConfig
 from vtrans.server.outbox import Outbox
@@ -167,3 +169,17 @@ async def test_the_outbox_sends_to_the_address_it_checked_with_the_host_it_was_g
     assert delivery.attempts == 2
     assert delivery.last_error is not None
     assert "loopback" in delivery.last_error
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(HTTP_URL_RE, fullmatch=True))
+def test_every_url_the_pattern_admits_is_a_good_url(url: str) -> None:
+    """The document's ``HTTP_URL_PATTERN`` admits no URL the service would refuse (the service
+    checks the same pattern, so it refuses none the pattern admits either)."""
+    assert syntax_problem(url) is None, url
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(LANGUAGE_PATTERN, fullmatch=True))
+def test_every_language_the_pattern_admits_is_one_the_service_knows(code: str) -> None:
+    assert code.lower() in {known.lower() for known in LANGUAGES}

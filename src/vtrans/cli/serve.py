@@ -239,6 +239,13 @@ if TYPE_CHECKING:
     help="Open connections per process; more get a 503 problem.",
 )
 @click.option(
+    "--stream-lifetime",
+    default=300.0,
+    type=click.FloatRange(0, 86400),
+    envvar="VTRANS_STREAM_LIFETIME",
+    help="Longest event stream, in seconds: then it ends with a retry: hint (the client reconnects).",
+)
+@click.option(
     "--max-held",
     default=20_000,
     type=click.IntRange(1),
@@ -301,6 +308,7 @@ def serve(
     keep_alive_timeout: float,
     max_connections: int,
     max_held: int,
+    stream_lifetime: float,
     access_log: bool,
     log_format: str,
     metrics: bool,
@@ -310,7 +318,13 @@ def serve(
     Exits 6 if it cannot start (its port is taken, its store cannot be used), 2 for a bad flag.
     """
     from vtrans.cli.errors import Exit
-    from vtrans.server.config import CallbackConfig, ConnectionConfig, ServerConfig, WebhookConfig
+    from vtrans.server.config import (
+        CallbackConfig,
+        ConnectionConfig,
+        ServerConfig,
+        StreamConfig,
+        WebhookConfig,
+    )
     from vtrans.server.run import StartupError
     from vtrans.server.run import serve as run
     from vtrans.server.simulation import SimulationConfig
@@ -325,6 +339,7 @@ def serve(
         config = ServerConfig(
             max_wait=max_wait,
             max_held=max_held,
+            stream=StreamConfig(max_lifetime=stream_lifetime),
             rate_limit=rate_limit,
             faults=faults,
             callbacks=CallbackConfig(

@@ -21,6 +21,8 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from vtrans.protocol import HTTP_URL_RE
+
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``resolve(host, port)``: the addresses a name stands for.
@@ -142,7 +144,9 @@ class Guard:
 
 
 def syntax_problem(url: str) -> str | None:
-    """What is wrong with ``url`` as a callback, before any lookup: ``None`` if nothing."""
+    """What is wrong with ``url`` as a callback (or a source), before any lookup: ``None`` if
+    nothing. A URL is good when it matches :data:`~vtrans.protocol.HTTP_URL_PATTERN`; the checks
+    before that one only say more precisely what is wrong."""
     if not url.isprintable() or any(c.isspace() for c in url):
         return "must not contain spaces or control characters"
     try:
@@ -154,6 +158,10 @@ def syntax_problem(url: str) -> str | None:
         return "must be an absolute http(s) URL"
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials (user:password@): put a token in the path or query instead"
+    if not HTTP_URL_RE.fullmatch(url):
+        return (
+            "must be an absolute http(s) URL of visible ASCII: a host name or address, then an optional port"
+        )
     return None
 
 

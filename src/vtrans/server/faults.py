@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 BEFORE = ("500", "503", "429", "reset", "latency")
 AFTER = ("503-after", "truncate", "drip")
 KINDS = BEFORE + AFTER
 DEFAULT_PARAM = {"429": 1.0, "latency": 1.0, "drip": 5.0}
+#: ``KIND`` or ``KIND:SECONDS``, seconds a decimal from 0 to 600 (``/openapi.json`` says the same).
+FAULT_PATTERN = (
+    "^(?:" + "|".join(sorted(KINDS, key=len, reverse=True)) + ")"
+    "(?::(?:600(?:\\.0+)?|[1-5]?[0-9]{1,2}(?:\\.[0-9]+)?))?$"
+)
+_FAULT_RE = re.compile(FAULT_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,10 @@ class Fault:
             raise ValueError(f"the parameter of {kind} is a number of seconds, not {raw!r}") from None
         if not 0 <= param <= 600:
             raise ValueError(f"the parameter of {kind} must be between 0 and 600 seconds")
+        if not _FAULT_RE.fullmatch(text.strip()):
+            raise ValueError(
+                f"a fault is KIND or KIND:SECONDS, seconds a decimal like 2 or 0.5, not {text!r}"
+            )
         return cls(kind, param)
 
 

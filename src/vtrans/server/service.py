@@ -10,8 +10,6 @@ waking waiters when a job changes here or in another process.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import heapq
 import logging
@@ -22,11 +20,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import httpx2
 
-from vtrans.protocol import JOB_ID_RE, LANGUAGES, Job, JobCreate, Result
+from vtrans.protocol import CURSOR_RE, IDEMPOTENCY_KEY_RE, JOB_ID_RE, LANGUAGES, Job, JobCreate, Result
 from vtrans.server import simulation
 from vtrans.server.cache import JobCache
 from vtrans.server.callbacks import Guard, Refused, loopback_host, syntax_problem
@@ -495,9 +492,8 @@ class Service:
                 "unknown-language",
                 f"Unknown language {spec.language!r}; supported: {', '.join(sorted(LANGUAGES))}.",
             )
-        if spec.source_url is not None and not _is_http_url(spec.source_url):
-            detail = "Invalid job: source_url must be an absolute http(s) URL, without spaces or controls."
-            raise Invalid("invalid-job", detail)
+        if spec.source_url is not None and (problem := syntax_problem(spec.source_url)) is not None:
+            raise Invalid("invalid-job", f"Invalid job: source_url {problem}.")
         if spec.callback_url is not None:
             problem = syntax_problem(spec.callback_url)
             if problem is not None:
@@ -506,8 +502,9 @@ class Service:
                 await self.guard.at_creation(spec.callback_url)
             except Refused as refused:
                 raise Invalid("callback-refused", f"Invalid job: callback_url refused: {refused}.") from None
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-            raise Malformed("bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters.")
+        if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
+            detail = "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)."
+            raise Malformed("bad-idempotency-key", detail)
         rng = self._seeded(str(await self.store.count())) if self.config.seed is not None else self._rng
         assert rng is not None
         timeline = simulation.draw_timeline(
@@ -570,35 +567,17 @@ class Service:
 
 
 def check_id(job_id: str) -> None:
-    if not JOB_ID_RE.match(job_id):
+    if not JOB_ID_RE.fullmatch(job_id):
         raise Malformed(
             "malformed-job-id", f"{job_id[:80]!r} is not a job id: ids look like 'job_' and 32 hex digits."
         )
 
 
-def _is_http_url(url: str) -> bool:
-    """An absolute http(s) URL with a host and, if any, a valid port, and nothing a request line
-    cannot carry (spaces, control characters)."""
-    if not url.isprintable() or any(c.isspace() for c in url):
-        return False
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
-    except ValueError:  # e.g. "http://[::1" (unbalanced IPv6 bracket)
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
 def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+    return f"c{seq:x}"
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, seq = raw.partition(":")
-        if prefix == "seq" and seq.isascii() and seq.isdigit() and int(seq) < 2**63:
-            return int(seq)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
+    if CURSOR_RE.fullmatch(cursor):
+        return int(cursor[1:], 16)
     raise Malformed("bad-cursor", "The cursor is not one this service issued: pass next_cursor back as is.")

@@ -176,13 +176,13 @@ def create_app(
     service = Service(config, store if metrics is None else metrics.timed(store), clock, webhook_transport)
     if metrics is not None:
         service.observer = service.outbox.observer = metrics
-    spec = msgspec.json.encode(openapi.document())
+    spec = msgspec.json.encode(openapi.document(config))
     routes = Starlette(
         routes=[
-            # Every method matches this route in full, so that GET /v1/jobs/wait is a 405 here
-            # rather than a request for a job called "wait" below.
+            # Every method matches these routes in full, so that GET /v1/jobs/wait (DELETE
+            # /v1/jobs/events) is a 405 here rather than a request for a job called "wait" below.
             Route("/v1/jobs/wait", _EveryMethod(_by_method(POST=wait_jobs))),
-            Route("/v1/jobs/events", job_page_events, methods=["GET"]),
+            Route("/v1/jobs/events", _EveryMethod(_by_method(GET=job_page_events))),
             # Then the hot paths: Starlette tries routes in order.
             Route("/v1/jobs/{job_id}", _by_method(GET=get_job, DELETE=cancel_job), methods=["GET", "DELETE"]),
             Route("/status", get_status, methods=["GET"]),

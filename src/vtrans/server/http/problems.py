@@ -42,7 +42,7 @@ STATUS: dict[type[errors.ServiceError], int] = {
 STORE_RETRY_AFTER = 2
 
 
-class _Problem(Problem, frozen=True, omit_defaults=True):
+class ServiceProblem(Problem, frozen=True, omit_defaults=True):
     """A problem with the request's id as an extension member (RFC 9457 §3.2), to quote in a
     support request or to find the request's log lines."""
 
@@ -60,7 +60,7 @@ class ProblemError(Exception):
 def problem_response(
     request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = _Problem(
+    body = ServiceProblem(
         type=problem_type(code),
         title=_TITLES.get(status, "Error"),
         status=status,
