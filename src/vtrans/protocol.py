@@ -244,8 +244,11 @@ def format_retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?", re.IGNORECASE)
-_PREFER_PROGRESS = re.compile(r"(?:^|[,;\s])progress\s*=\s*\"?(0?\.\d+|1(?:\.0+)?)\"?", re.IGNORECASE)
+#: A preference's value ends at the end, a separator or its closing quote: ``wait=1e309`` is not
+#: ``wait=1`` but a value not understood, and ignored as RFC 7240 says.
+_END = r"(?=$|[,;\s\"])"
+_PREFER_WAIT = re.compile(rf"(?:^|[,;\s])wait\s*=\s*\"?(\d+(?:\.\d+)?){_END}", re.IGNORECASE)
+_PREFER_PROGRESS = re.compile(rf"(?:^|[,;\s])progress\s*=\s*\"?(0?\.\d+|1(?:\.0+)?){_END}", re.IGNORECASE)
 
 
 def parse_prefer_wait(value: str | None) -> float | None:
