@@ -482,6 +482,32 @@ def test_a_long_poll_is_let_go_when_its_client_leaves(
     wait_until(lambda: client.get("/healthz").json()["waiting"] == 0, 2, message="the hold let go")
 
 
+def test_healthz_counts_every_held_request_all_the_time(
+    service: Any, client: httpx2.Client, wait_until: Callable[..., Any]
+) -> None:
+    """A long-poll, a job's event stream and the dashboard's page stream are held the whole time,
+    not only between the events they send."""
+    job = client.post(
+        "/v1/jobs", json={"language": "es", "video_seconds": 60, "simulate": {"duration_seconds": 3600}}
+    ).json()
+    held = [
+        f"GET /v1/jobs/{job['id']} HTTP/1.1\r\nHost: x\r\nPrefer: wait=60\r\n\r\n",
+        f"GET /v1/jobs/{job['id']}/events HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/jobs/events HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    socks = [socket.create_connection(("127.0.0.1", service.port), timeout=5) for _ in held]
+    try:
+        for sock, request in zip(socks, held, strict=True):
+            sock.sendall(request.encode())
+        wait_until(lambda: client.get("/healthz").json()["waiting"] == 3, 5, message="three held")
+        readings = [client.get("/healthz").json()["waiting"] for _ in range(30)]
+    finally:
+        for sock in socks:
+            sock.close()
+    assert set(readings) == {3}, readings
+    wait_until(lambda: client.get("/healthz").json()["waiting"] == 0, 5, message="all let go")
+
+
 def test_retry_after_is_whole_seconds_for_long_jobs(client: httpx2.Client) -> None:
     """A long job's hint is capped (60 s by default) and still an integer."""
     response = create(client, simulate=simulate(3600))

@@ -51,24 +51,28 @@ async def snapshots(
     cfg = service.config.stream
     started = last_write = service.clock()
     last = b""
-    while True:
-        page = await service.list_jobs(result, limit, cursor, tenant=tenant)
-        snapshot = Snapshot(
-            items=[view.wire() for view in page.items],
-            next_cursor=page.next_cursor,
-            counts=await counts(service, tenant=tenant),
-        )
-        encoded = msgspec.json.encode(snapshot)
-        now = service.clock()
-        if encoded != last:
-            yield encoded
-            last, last_write = encoded, now
-        elif now - last_write >= cfg.keepalive:
-            yield None
-            last_write = now
-        if now - started >= cfg.max_lifetime or service.draining:
-            return
-        with service.wakeups.watch([view.job.id for view in page.items]) as watch:
+    shown: set[str] = set()  # the jobs on the page: a cancellation of one sends the page at once
+    with service.wakeups.watch(shown, batch=True) as watch:
+        while True:
+            watch.take()
+            page = await service.list_jobs(result, limit, cursor, tenant=tenant)
+            shown.clear()
+            shown.update(view.job.id for view in page.items)
+            snapshot = Snapshot(
+                items=[view.wire() for view in page.items],
+                next_cursor=page.next_cursor,
+                counts=await counts(service, tenant=tenant),
+            )
+            encoded = msgspec.json.encode(snapshot)
+            now = service.clock()
+            if encoded != last:
+                yield encoded
+                last, last_write = encoded, now
+            elif now - last_write >= cfg.keepalive:
+                yield None
+                last_write = now
+            if now - started >= cfg.max_lifetime or service.draining:
+                return
             await watch.sleep(cfg.progress_interval)
 
 

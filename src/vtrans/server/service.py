@@ -197,7 +197,7 @@ class Service:
     def drain(self) -> None:
         """Begin a shutdown: answer every held wait with the state now, end every stream."""
         if not self.draining:
-            log.info("shutting down: answering %d held waits now", self.wakeups.sleeping)
+            log.info("shutting down: answering %d held waits now", self.wakeups.held)
             self.draining = True
             self.wakeups.notify_all()
 
@@ -416,7 +416,7 @@ class Service:
                 await watch.sleep(until - now, gone)
 
     def _room_to_wait(self) -> None:
-        if self.wakeups.sleeping >= self.config.max_held:
+        if self.wakeups.held >= self.config.max_held:
             detail = f"The service holds {self.config.max_held} waits already; try again shortly."
             raise Unavailable("too-many-waits", detail, retry_after=1)
 

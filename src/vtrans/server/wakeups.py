@@ -21,11 +21,11 @@ class Watch:
 
     __slots__ = ("_future", "_owner", "changed", "everything", "ids", "indexed")
 
-    def __init__(self, owner: Wakeups, ids: Collection[str]) -> None:
+    def __init__(self, owner: Wakeups, ids: Collection[str], batch: bool = False) -> None:
         self._owner, self.ids = owner, ids
         #: The ids it is indexed under, fixed when it starts (``None``: a batch watch, looked at
-        #: whenever a job changes; its ``ids`` may shrink as its jobs finish).
-        self.indexed = tuple(ids) if len(ids) <= INDEXED else None
+        #: whenever a job changes; its ``ids`` may change as it goes, e.g. shrink as jobs finish).
+        self.indexed = tuple(ids) if len(ids) <= INDEXED and not batch else None
         #: Jobs that changed since :meth:`take` was last called.
         self.changed: set[str] = set()
         #: Changes may have been missed: re-check every job.
@@ -69,11 +69,9 @@ class Watch:
 
         if cancel is not None:
             cancel.add_done_callback(wake)
-        self._owner.sleeping += 1
         try:
             await future
         finally:
-            self._owner.sleeping -= 1
             self._future = None
             timer.cancel()
             if cancel is not None:
@@ -93,12 +91,16 @@ class Wakeups:
         self._watches: dict[str, set[Watch]] = {}
         self._batches: set[Watch] = set()
         self._all: set[Watch] = set()
-        #: How many requests are asleep on a watch right now (a batch wait counts once).
-        self.sleeping = 0
 
-    def watch(self, ids: Collection[str]) -> Watch:
-        """A watch on ``ids``; use it as a context manager (it stops watching on exit)."""
-        return Watch(self, ids)
+    @property
+    def held(self) -> int:
+        """The watches open now: the requests held (a long-poll, a batch wait, a stream: one each)."""
+        return len(self._all)
+
+    def watch(self, ids: Collection[str], *, batch: bool = False) -> Watch:
+        """A watch on ``ids``; use it as a context manager (it stops watching on exit). ``batch``:
+        not indexed by id, so that ``ids`` (a set, say) may change while it is open."""
+        return Watch(self, ids, batch)
 
     def notify(self, job_id: str) -> None:
         """Wake everyone watching ``job_id`` (its state changed other than by its timeline)."""

@@ -171,7 +171,7 @@ async def rotate_webhook_secret(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     """Liveness; which process answered, and how many long-polls and event streams it holds now."""
-    waiting = _service(request).wakeups.sleeping
+    waiting = _service(request).wakeups.held
     return JSONBytes(b'{"ok":true,"waiting":%d,"pid":%d}' % (waiting, os.getpid()))
 
 
