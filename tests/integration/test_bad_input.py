@@ -73,7 +73,7 @@ BAD_BODIES = [
     case(body(simulate={"duration_seconds": "1"}), 422, None, "duration_seconds", "sim-duration-str"),
     case(body(simulate={"outcome": "maybe"}), 422, None, "outcome", "sim-outcome"),
     # Missing and unknown fields.
-    case(b"{}", 422, None, "missing", "empty-object"),
+    case(b"{}", 422, None, "language is required", "empty-object"),
     case(body(video_seconds=None), 422, None, "video_seconds", "no-video-seconds"),
     case(body(language=None), 422, None, "language", "no-language"),
     case(body(colour="red"), 422, None, "colour", "unknown-field"),
@@ -122,7 +122,14 @@ def test_a_bad_job_body_is_a_problem(
     fragment: str | None,
 ) -> None:
     response = api.post("/v1/jobs", content=payload, headers={"Content-Type": "application/json"})
-    assert_problem(response, status, code=code, detail_contains=fragment)
+    detail = assert_problem(response, status, code=code, detail_contains=fragment)["detail"]
+    assert "Expected `" not in detail, f"the validator's own words, not the service's: {detail}"
+
+
+def test_a_bound_is_said_in_words(api: httpx2.Client, assert_problem: Callable[..., Any]) -> None:
+    response = api.post("/v1/jobs", json={"language": "fr", "video_seconds": 6 * 3600 + 1})
+    detail = assert_problem(response, 422)["detail"]
+    assert "video_seconds must be at most 21600 s (6 h)" in detail, detail
 
 
 def test_the_good_body_the_bad_ones_vary_is_accepted(api: httpx2.Client) -> None:

@@ -6,8 +6,8 @@ import msgspec
 import pytest
 
 from vtrans.client import InvalidRequest
-from vtrans.client.errors import readable
 from vtrans.protocol import JobCreate
+from vtrans.wording import readable
 
 
 def service_detail(body: bytes) -> str:
@@ -31,6 +31,10 @@ def service_detail(body: bytes) -> str:
             "simulate.outcome cannot be 'x'",
         ),
         (b"[]", "the body must be an object, not an array"),
+        (
+            b'{"language": "es", "video_seconds": 5, "source_url": 7}',
+            "source_url must be a string or null, not an integer",
+        ),
     ],
 )
 def test_a_validator_message_is_put_in_words(body: bytes, words: str) -> None:

@@ -28,6 +28,7 @@ from vtrans.server.http.disconnect import disconnected
 from vtrans.server.http.events import EventStream, frames
 from vtrans.server.http.problems import ProblemError
 from vtrans.server.service import Service, View
+from vtrans.wording import readable
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -247,7 +248,7 @@ def _decode(body: bytes, kind: type[T], request: Request) -> T:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
-        raise ProblemError(422, "invalid-body", f"Invalid request: {exc}.") from None
+        raise ProblemError(422, "invalid-body", f"Invalid request: {readable(str(exc))}.") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         sent_as = _header(request, b"content-type") or "no Content-Type"
         detail = f"The body is not valid JSON ({exc}; sent as {sent_as})."
