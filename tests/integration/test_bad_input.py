@@ -276,6 +276,22 @@ def test_a_bad_result_filter_is_a_problem(
     )
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/v1/jobs?result=pending&result=error",
+        "/v1/jobs?limit=5&limit=6",
+        "/v1/jobs/events?result=pending&result=error",
+        f"/status?job_id={UNKNOWN_ID}&job_id={UNKNOWN_ID}",
+    ],
+)
+def test_a_parameter_given_twice_is_a_problem(
+    api: httpx2.Client, assert_problem: Callable[..., Any], query: str
+) -> None:
+    """Which of two values to use would be a guess: the service says so instead."""
+    assert_problem(api.get(query), 400, code="bad-query", detail_contains="given 2 times")
+
+
 # --- routes and methods -----------------------------------------------------------------------
 
 

@@ -9,11 +9,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vtrans.protocol import RESULTS
 from vtrans.server import feed
 from vtrans.server.http.events import KEEPALIVE, EventStream
-from vtrans.server.http.problems import ProblemError
-from vtrans.server.http.routes import JSONBytes, _int_param, _service, _tenant
+from vtrans.server.http.routes import JSONBytes, _int_param, _param, _service, _tenant, listing
 from vtrans.server.metrics import CONTENT_TYPE, Metrics
 
 
@@ -21,17 +19,10 @@ async def job_page_events(request: Request) -> Response:
     """Server-Sent Events: ``page`` events, each the listing ``GET /v1/jobs`` would answer now
     (same ``result``, ``limit``, ``cursor``) with ``counts`` by result: the caller's jobs only."""
     service, tenant = _service(request), _tenant(request)
-    query = request.query_params
-    limit = _int_param(query.get("limit", "20"), "limit", 1, 100)
-    result = query.get("result")
-    if result is not None and result not in RESULTS:
-        raise ProblemError(
-            400, "bad-query", f"result must be one of pending, completed, error; not {result!r}."
-        )
-    cursor = query.get("cursor")
-    await service.list_jobs(result, 1, cursor, tenant=tenant)  # type: ignore[arg-type]  # bad cursor: 400 now
+    limit, result, cursor = listing(request)
+    await service.list_jobs(result, 1, cursor, tenant=tenant)  # a bad cursor: a 400 now
     stream = service.config.stream
-    pages = feed.snapshots(service, result, limit, cursor, tenant=tenant)  # type: ignore[arg-type]
+    pages = feed.snapshots(service, result, limit, cursor, tenant=tenant)
     return EventStream(_frames(pages, stream.retry_ms), stream.send_timeout)
 
 
@@ -46,7 +37,7 @@ async def _frames(pages: AsyncIterator[bytes | None], retry_ms: int) -> AsyncIte
 async def list_webhooks(request: Request) -> Response:
     """The webhook deliveries of the caller's newest jobs that have a ``callback_url``."""
     service, tenant = _service(request), _tenant(request)
-    limit = _int_param(request.query_params.get("limit", "20"), "limit", 1, 100)
+    limit = _int_param(_param(request, "limit", "20"), "limit", 1, 100)
     return JSONBytes(msgspec.json.encode(await feed.recent_webhooks(service, limit, tenant=tenant)))
 
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TypeVar, cast, overload
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -19,6 +19,7 @@ from vtrans.protocol import (
     JobPage,
     JobsWait,
     JobsWaitResult,
+    Result,
     Status,
     parse_prefer_progress,
     parse_prefer_wait,
@@ -80,7 +81,7 @@ async def get_status(request: Request) -> Response:
     """The spec's endpoint: ``{"result": ...}`` of the service's own job (open to anyone: it tells
     nothing of any tenant), or of the caller's job ``?job_id=``."""
     service = _service(request)
-    job_id = request.query_params.get("job_id") or None  # "?job_id=" is no id
+    job_id = _param(request, "job_id") or None  # "?job_id=" is no id
     tenant = "" if job_id is None else _tenant(request)
     with _held(request) as (wait, gone):
         view = await service.status(job_id, tenant=tenant, wait=wait, gone=gone)
@@ -140,14 +141,8 @@ async def get_job_events(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     service, tenant = _service(request), _tenant(request)
-    query = request.query_params
-    limit = _int_param(query.get("limit", "20"), "limit", 1, 100)
-    result = query.get("result")
-    if result is not None and result not in RESULTS:
-        raise ProblemError(
-            400, "bad-query", f"result must be one of pending, completed, error; not {result!r}."
-        )
-    page = await service.list_jobs(result, limit, query.get("cursor"), tenant=tenant)  # type: ignore[arg-type]
+    limit, result, cursor = listing(request)
+    page = await service.list_jobs(result, limit, cursor, tenant=tenant)
     return JSONBytes(
         _encode(JobPage(items=[view.wire() for view in page.items], next_cursor=page.next_cursor))
     )
@@ -253,6 +248,29 @@ def _decode(body: bytes, kind: type[T], request: Request) -> T:
         sent_as = _header(request, b"content-type") or "no Content-Type"
         detail = f"The body is not valid JSON ({exc}; sent as {sent_as})."
         raise ProblemError(400, "malformed-json", detail) from None
+
+
+def listing(request: Request) -> tuple[int, Result | None, str | None]:
+    """A listing's ``limit``, ``result`` and ``cursor`` (``GET /v1/jobs`` and its event stream)."""
+    limit = _int_param(_param(request, "limit", "20"), "limit", 1, 100)
+    result = _param(request, "result")
+    if result is not None and result not in RESULTS:
+        raise ProblemError(
+            400, "bad-query", f"result must be one of pending, completed, error; not {result!r}."
+        )
+    return limit, cast("Result | None", result), _param(request, "cursor")
+
+
+@overload
+def _param(request: Request, name: str) -> str | None: ...
+@overload
+def _param(request: Request, name: str, default: str) -> str: ...
+def _param(request: Request, name: str, default: str | None = None) -> str | None:
+    """The query parameter ``name``, given once (twice is ambiguous: a problem, not a guess)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise ProblemError(400, "bad-query", f"{name} is given {len(values)} times; give it once.")
+    return values[0] if values else default
 
 
 def _int_param(raw: str, name: str, lo: int, hi: int) -> int:
