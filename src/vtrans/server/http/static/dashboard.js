@@ -154,7 +154,9 @@ function updateRow(row, job) {
   row.querySelector(".pct").textContent = `${pct}%`;
   let estimate;
   if (job.result === "pending") {
-    estimate = job.estimated_seconds_remaining != null ? `≈ ${fmtSeconds(job.estimated_seconds_remaining)} left` : "";
+    const left = job.estimated_seconds_remaining;
+    // An estimate run out while the job goes on says only that the end is near, as the CLI does.
+    estimate = left == null ? "" : left < 0.5 ? "any moment now" : `≈ ${fmtSeconds(left)} left`;
   } else if (job.finished_at) {
     estimate = `took ${fmtSeconds((Date.parse(job.finished_at) - Date.parse(job.created_at)) / 1000)}`;
   }
