@@ -17,7 +17,8 @@ pinned to CPU 0, this script, its clients and the probe on CPU 1:
    ``GET /v1/jobs/{id}`` back to back: its latency p50/p99, against the same probe on the idle
    service.
 
-Run from the repository root::
+Run from the repository root (about 2 minutes); the report goes to stdout and replaces its section
+of BENCHMARKS.md (``--report``)::
 
     .venv/bin/python benchmarks/batch.py [--sizes 1000,10000] [--waiters 200] [--churn 100]
 """
@@ -41,8 +42,9 @@ from pathlib import Path
 
 import httpx2
 
+import sections
 import vtrans
-from machine import machine_line, more_open_files, version
+from machine import ROOT, machine_line, more_open_files, version
 from processes import ServerProcess, free_port
 from rawhttp import connect, create_jobs, request
 from stats import ms, pct
@@ -250,6 +252,7 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md", help="its section goes there")
     args = parser.parse_args()
     random.seed(args.seed)
     os.sched_setaffinity(0, {CLIENT_CPU})
@@ -259,11 +262,19 @@ def main() -> None:
         with service(Path(tmp), "load") as server:
             loads = asyncio.run(load_run(server, args.waiters, args.churn, args.seconds))
     versions = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
-    print(f"## Many jobs at once\n\n{datetime.now():%Y-%m-%d %H:%M}\n{machine_line()}\n- {versions}\n")
-    print("\n".join(scaling_table(runs)))
-    print("\n".join(["", *load_table(loads), ""]))
-    command = " ".join(sys.argv[1:])
-    print(f"Reproduce: .venv/bin/python benchmarks/batch.py {command}".rstrip())
+    command = f"Reproduce: .venv/bin/python benchmarks/batch.py {' '.join(sys.argv[1:])}".rstrip()
+    text = "\n".join(
+        [
+            f"## Many jobs at once\n\n{datetime.now():%Y-%m-%d %H:%M}\n{machine_line()}\n- {versions}\n",
+            *scaling_table(runs),
+            "",
+            *load_table(loads),
+            "",
+            command,
+        ]
+    )
+    print(text)
+    sections.replace(args.report, "batch.py", text)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import engine
 import report
+import sections
 from strategies import HoldOnce, Strategy, baselines, hint_baselines, sweep_policies
 from vtrans.client.policy import PollPolicy
 from vtrans.server.simulation import Timeline
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "criteria": [dataclasses.asdict(v) for v in verdicts],
     }
     (args.out / "polling.json").write_text(json.dumps(data, indent=1) + "\n")
-    args.report.write_text(text.full(args.report, args.plots))
+    args.report.write_text(text.full(args.report, args.plots) + sections.kept(args.report))
     print(text.criteria)
     print(f"wrote {_rel(args.report)}, {_rel(args.out)}/polling.md, polling.json,", end=" ")
     print(f"{_rel(args.plots)}/polling-*.svg")
