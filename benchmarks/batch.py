@@ -155,6 +155,8 @@ class Load:
     label: str
     latencies: list[float]
     batch_answers: int
+    #: The service's resident memory at the end, bytes.
+    rss: int
 
 
 #: The probe, in a process of its own (its latencies are the service's, not those of a client
@@ -189,6 +191,7 @@ async def load_run(server: ServerProcess, waiters: int, churn: int, seconds: flo
     ids = await create_jobs(server.port, [lambda: 3600.0] * 1000)
     path = f"/v1/jobs/{ids[0]}"
     idle = await probe(server.port, path, seconds / 2)
+    idle_rss = server.rss()
     answers = [0]
     done = asyncio.Event()
 
@@ -220,27 +223,28 @@ async def load_run(server: ServerProcess, waiters: int, churn: int, seconds: flo
     await asyncio.sleep(2.0)  # the waits are all held before the probe starts
     churning = asyncio.create_task(cancels())
     loaded = await probe(server.port, path, seconds)
+    loaded_rss = server.rss()
     done.set()
     await churning
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return [
-        Load("idle service", idle, 0),
-        Load(f"{waiters} batch waits of 1,000 ids, {churn} cancels", loaded, answers[0]),
+        Load("idle service", idle, 0, idle_rss),
+        Load(f"{waiters} batch waits of 1,000 ids, {churn} cancels", loaded, answers[0], loaded_rss),
     ]
 
 
 def load_table(loads: list[Load]) -> list[str]:
     lines = [
-        "| `GET /v1/jobs/{id}` meanwhile | requests | p50 | p99 | max | batch answers sent |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| `GET /v1/jobs/{id}` meanwhile | requests | p50 | p99 | max | batch answers sent | service RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for x in loads:
         lat = x.latencies
         lines.append(
             f"| {x.label} | {len(lat):,} | {ms(pct(lat, 50), 2)} ms | {ms(pct(lat, 99), 2)} ms | "
-            f"{ms(max(lat), 1)} ms | {x.batch_answers:,} |"
+            f"{ms(max(lat), 1)} ms | {x.batch_answers:,} | {x.rss / 1e6:.0f} MB |"
         )
     return lines
 
