@@ -138,3 +138,10 @@ def test_one_stream_waits_for_more_jobs_than_the_old_batch_limit(fake: FakeServi
 def test_too_many_jobs_for_one_wait_is_a_clear_error(fake: FakeService) -> None:
     with pytest.raises(ValueError, match="up to 10000 jobs"):
         fake.client().wait_many(["job_" + f"{n:032x}" for n in range(10_001)])
+
+
+def test_closing_twice_is_harmless() -> None:
+    with FakeService(seed=3) as fake:
+        fake.client().create("es", 60)
+        fake.close()  # closed early; the with block closes it again
+    fake.close()

@@ -78,6 +78,7 @@ class FakeService:
         self.webhooks: list[Webhook] = []
         self._loop = VirtualTimeLoop(self.clock)
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vtrans-fake")
+        self._closed = False
         self.app: App = create_app(self.config, MemoryStore(), self.now, httpx2.MockTransport(self._capture))
         self._run(self.app.service.start())
 
@@ -185,8 +186,10 @@ class FakeService:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._thread is None:
+        """Stop the service and its thread; closing it again does nothing."""
+        if self._closed:
             return
+        self._closed = True
         self._run(self.app.service.stop())
         self._thread.submit(self._loop.close).result()
         self._thread.shutdown()
