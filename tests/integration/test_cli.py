@@ -81,6 +81,9 @@ def test_submit_wait_prints_the_id_then_the_outcome(shared_service: ServiceProce
     [
         (("submit", "--video-seconds", "10"), "--language"),
         (("submit", "-l", "es", "--video-seconds", "0"), "--video-seconds"),
+        (("submit", "-l", "es", "--video-seconds", "nan"), "'nan' is not a finite number of seconds"),
+        (("submit", "-l", "es", "--video-seconds", "inf"), "'inf' is not a finite number of seconds"),
+        (("submit", "-l", "es", "--video-seconds", "5", "--duration", "nan"), "--duration"),
         (("submit", "-l", "es", "--video-seconds", "5", "--timeout", "3"), "only apply with --wait"),
         (("wait", "not/an/id"), "not a job id"),
         (("wait", "--cancel-on-timeout"), "needs a JOB_ID"),

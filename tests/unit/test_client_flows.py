@@ -944,6 +944,16 @@ async def test_each_create_has_its_own_key_unless_given(make: Make) -> None:
     assert keys[2] == "my-order-42"
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+async def test_seconds_that_are_not_finite_are_refused_before_any_request(make: Make, bad: float) -> None:
+    w = make(script(created))
+    with pytest.raises(ValueError, match=f"video_seconds must be a finite number of seconds, not {bad}"):
+        await w.api.create("es", bad)  # JSON has no NaN: it would be sent as null
+    with pytest.raises(ValueError, match=r"simulate\.duration_seconds must be a finite number"):
+        await w.api.create("es", 5.0, simulate={"duration_seconds": bad})
+    assert w.server.seen == []
+
+
 async def test_create_refused_is_invalid_request_with_the_detail(make: Make) -> None:
     w = make(script(problem(422, "Unknown language 'xx'; supported: de, fr.")))
     with pytest.raises(InvalidRequest, match="Unknown language 'xx'"):

@@ -14,6 +14,7 @@ errors always go to stderr.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -83,6 +84,16 @@ def _job_id(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     if value is not None and (not value or "/" in value or value in (".", "..")):
         raise click.BadParameter(f"{value!r} is not a job id")
     return value
+
+
+class _Seconds(click.FloatRange):
+    """A range of seconds that refuses nan and inf too (click lets nan through any bound)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
 
 
 def _video_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -184,7 +195,7 @@ def _wait(
 @click.option(
     "--video-seconds",
     required=True,
-    type=click.FloatRange(0, min_open=True),
+    type=_Seconds(0, min_open=True),
     callback=_video_seconds,
     metavar="SECONDS",
     help=f"Length of the video (at most {fmt_length(MAX_VIDEO_SECONDS)}).",
@@ -193,7 +204,7 @@ def _wait(
 @click.option("--callback-url", metavar="URL", help="Webhook the service calls when the job ends.")
 @click.option(
     "--duration",
-    type=click.FloatRange(0),
+    type=_Seconds(0),
     metavar="SECONDS",
     help="Simulation: the job takes exactly this long.",
 )

@@ -335,6 +335,8 @@ def create(
     simulate: Simulate | None = None,
     idempotency_key: str | None = None,
 ) -> Flow[Job]:
+    _finite("video_seconds", video_seconds)
+    _finite("simulate.duration_seconds", simulate.duration_seconds if simulate is not None else None)
     body = msgspec.json.encode(JobCreate(language, video_seconds, source_url, callback_url, simulate))
     # The key makes the POST safe to retry: a repeat returns the job the first one created.
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key or uuid.uuid4().hex}
@@ -343,6 +345,12 @@ def create(
     settings.memory.created(sent, video_seconds, job)
     log.debug("created job %s (%s, %.0fs of video)", job.id, language, video_seconds)
     return job
+
+
+def _finite(name: str, seconds: float | None) -> None:
+    """Refuse NaN and infinities before any request: JSON has no such numbers (they would be sent as null)."""
+    if seconds is not None and not math.isfinite(seconds):
+        raise ValueError(f"{name} must be a finite number of seconds, not {seconds}")
 
 
 def get(settings: Settings, job_id: str) -> Flow[Job]:
