@@ -292,6 +292,16 @@ def test_garbage_exits_5(spec_server: Any) -> None:
     assert "did not answer with the vtrans protocol" in error_line(result)
 
 
+def test_a_404_page_that_is_not_vtrans_exits_5_saying_the_url_may_be_wrong(spec_server: Any) -> None:
+    server = spec_server("--faults", "404 x*")  # nginx's HTML 404 page, every time
+    result = vtrans("status", "--url", server.url)
+    assert result.returncode == 5, result.stderr
+    line = error_line(result)
+    assert "answered 404 with text/html" in line
+    assert "the URL may be wrong" in line
+    assert server.log().count(" GET /status ") == 1, "not retried"
+
+
 def test_a_wrong_api_key_exits_2_and_the_key_comes_from_the_environment(
     service_factory: ServiceFactory,
 ) -> None:

@@ -26,7 +26,6 @@ from vtrans.client import (
     AsyncClient,
     Client,
     JobFailed,
-    NotFound,
     PollPolicy,
     ProtocolError,
     RetryPolicy,
@@ -196,8 +195,9 @@ async def test_status_and_the_missing_api(
     server = spec_server("--delay", "30")
     client = api(server.url)
     assert (await client.status()).result == "pending"
-    with pytest.raises(NotFound):
-        await client.get("job_" + "0" * 32)
+    with pytest.raises(ProtocolError, match="answered 404 with text/plain"):
+        await client.get("job_" + "0" * 32)  # no such route, not "no such job"
+    assert len(client.sent) == 2, "not retried"
 
 
 async def test_the_deadline_is_kept(spec_server: Callable[..., SpecServer], api: Callable[..., Api]) -> None:

@@ -883,12 +883,38 @@ async def test_refusals_map_to_typed_errors_with_the_detail(
 
 
 async def test_a_refusal_without_problem_body_still_says_something(make: Make) -> None:
-    w = make(
-        script(httpx2.Response(404, content=b"no such thing here", headers={"Content-Type": "text/plain"}))
-    )
-    with pytest.raises(NotFound) as caught:
+    w = make(script(httpx2.Response(409, content=b"not now", headers={"Content-Type": "text/plain"})))
+    with pytest.raises(Conflict) as caught:
         await w.api.get(JOB_ID)
-    assert "no such thing here" in str(caught.value)
+    assert "not now" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "content_type"),
+    [
+        (html(404), "text/html"),
+        (httpx2.Response(404, content=b"Not Found", headers={"Content-Type": "text/plain"}), "text/plain"),
+        (httpx2.Response(404), "no Content-Type"),
+    ],
+)
+@pytest.mark.parametrize("call", ["get", "wait"])
+async def test_a_404_that_is_not_json_is_a_wrong_url_not_a_missing_job(
+    make: Make, answer: httpx2.Response, content_type: str, call: str
+) -> None:
+    w = make(script(answer))
+    with pytest.raises(ProtocolError) as caught:
+        await getattr(w.api, call)(JOB_ID)
+    assert f"answered 404 with {content_type}" in str(caught.value)
+    assert "the URL may be wrong" in str(caught.value)
+    assert len(w.server.seen) == 1, "not retried: another try finds no more of a route"
+    assert w.clock.sleeps == []
+
+
+async def test_a_404_in_json_is_not_found_even_without_a_problem(make: Make) -> None:
+    w = make(script(httpx2.Response(404, json={"message": "no such job"})))
+    with pytest.raises(NotFound, match="no such job"):
+        await w.api.get(JOB_ID)
+    assert len(w.server.seen) == 1
 
 
 async def test_wait_on_an_unknown_job_is_not_found_at_once(make: Make) -> None:
@@ -1672,10 +1698,15 @@ async def test_a_server_that_answers_batches_whole_is_long_polled(make: Make) ->
     assert asked_ids(polled) == [JOB_ID]
 
 
-async def test_a_server_without_batches_has_each_job_polled(make: Make) -> None:
+@pytest.mark.parametrize(
+    "no_route",
+    [problem(404, "There is no resource at /v1/jobs/wait."), html(404)],
+    ids=["problem", "html"],
+)
+async def test_a_server_without_batches_has_each_job_polled(make: Make, no_route: httpx2.Response) -> None:
     def answer(request: httpx2.Request, n: int, at: float) -> httpx2.Response:
         if request.url.path == "/v1/jobs/wait":
-            return problem(404, "There is no resource at /v1/jobs/wait.")
+            return httpx2.Response(no_route.status_code, headers=no_route.headers, content=no_route.content)
         job_id = request.url.path.rsplit("/", 1)[1]
         return ok(job("completed" if at >= 1 else "pending", id=job_id))
 

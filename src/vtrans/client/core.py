@@ -24,6 +24,7 @@ from vtrans.client.errors import (
     APIError,
     Conflict,
     InvalidRequest,
+    NoRoute,
     NotFound,
     ProtocolError,
     ServiceUnavailable,
@@ -231,6 +232,8 @@ def backoff(
     """Sleep before retrying ``send``, whose attempt sent at ``sent`` failed transiently with
     ``exc``; re-raise ``exc`` once the retry budget (see :class:`~vtrans.client.policy.RetryPolicy`)
     or the ``deadline`` is spent. The last retry is made at the end of the budget."""
+    if isinstance(exc, NoRoute):
+        raise exc  # not transient: no route now, none on the next try
     policy, now = settings.retry, settings.clock.now()
     if counter.failures == 0:
         counter.failing_since = max(sent, counter.heard_at)
@@ -280,6 +283,12 @@ def _check(reply: httpx2.Response) -> httpx2.Response:
     if 200 <= status < 300:
         return reply
     problem = _problem(reply)
+    if status == 404 and problem is None and not _is_json(reply.content):
+        content_type = reply.headers.get("content-type", "").split(";")[0].strip() or "no Content-Type"
+        raise NoRoute(
+            f"{reply.request.method} {reply.request.url.path} answered 404 with {content_type}, not a "
+            f"vtrans problem: the URL may be wrong ({_snippet(reply)!r})"
+        )
     detail = problem.detail if problem and problem.detail else _snippet(reply) or reply.reason_phrase
     if status in RETRYABLE_STATUS:
         raise ServiceUnavailable(status, problem, detail)
@@ -294,6 +303,14 @@ def _problem(reply: httpx2.Response) -> Problem | None:
         return msgspec.json.decode(reply.content, type=Problem)
     except msgspec.MsgspecError:
         return None
+
+
+def _is_json(content: bytes) -> bool:
+    try:
+        msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def _snippet(reply: httpx2.Response) -> str:

@@ -19,6 +19,11 @@ class ProtocolError(VtransError):
     ``result``), even after retries."""
 
 
+class NoRoute(ProtocolError):
+    """A 404 whose body is not JSON: not a vtrans service at this URL (it may be wrong), or one
+    without this route. Not retried: asking again makes no route."""
+
+
 class APIError(VtransError):
     """The service refused the request: ``status`` and the RFC 9457 ``problem`` it sent."""
 

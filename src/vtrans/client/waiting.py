@@ -36,7 +36,15 @@ from vtrans.client.core import (
     report,
     with_deadline,
 )
-from vtrans.client.errors import APIError, JobFailed, ProtocolError, TransportError, VtransError, WaitTimeout
+from vtrans.client.errors import (
+    APIError,
+    JobFailed,
+    NoRoute,
+    ProtocolError,
+    TransportError,
+    VtransError,
+    WaitTimeout,
+)
 from vtrans.client.hooks import WaitDetails, WaitResult
 from vtrans.client.memory import Created
 from vtrans.client.policy import Poller
@@ -496,7 +504,7 @@ def _wait_many(track: Tracker, ids: list[str]) -> Flow[list[Job]]:
                 send = _batch_send(pending, hold, settings.timeout, stream=False)
                 answer = yield from call(send, lambda r: r, settings, track.counter, track.deadline)
                 answered, applied = yield from _take_batch(answer, pending, finished)
-        except APIError as exc:
+        except (APIError, NoRoute) as exc:
             if not batches or not _no_batches(exc):
                 raise
             batches = False  # no POST /v1/jobs/wait here: poll each job
@@ -520,10 +528,10 @@ def _wait_many(track: Tracker, ids: list[str]) -> Flow[list[Job]]:
     return [finished[job_id] for job_id in ids]
 
 
-def _no_batches(exc: APIError) -> bool:
+def _no_batches(exc: APIError | NoRoute) -> bool:
     """Whether a refusal of ``POST /v1/jobs/wait`` says the server has no such route (rather than
     no such job: a vtrans service names the jobs it does not know)."""
-    if exc.status == 405:
+    if isinstance(exc, NoRoute) or exc.status == 405:
         return True
     problem = exc.problem.type if exc.problem is not None else ""
     return exc.status == 404 and not problem.endswith(":job-not-found")
