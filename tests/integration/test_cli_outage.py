@@ -159,6 +159,7 @@ def test_the_status_line_says_where_it_cannot_connect() -> None:
     assert code == 5
     trying = [frame for frame in frames if f"cannot connect to {url}: connection refused" in frame]
     assert any(re.search(r"retrying in \d+ s \(attempt [2-9]\)", frame) for frame in trying), frames
+    assert all(percent(frame) is None for frame in frames), "no progress is known before an answer"
     assert frames[-1].startswith(f"error: could not reach the service at {url} after ")
     assert 5.0 <= took < 12.0, took  # RetryPolicy's budget: 5 s
 

@@ -139,11 +139,13 @@ class _Bar(BarColumn):
 
 
 class _Percent(ProgressColumn):
-    """The progress the service reports; blank when it reports none (``GET /status``)."""
+    """The progress the service reports; blank when it reports none (``GET /status``), or before
+    it has answered at all (a 0% would claim a progress nobody knows)."""
 
     def render(self, task: Task) -> Text:
-        if task.total is None or not task.fields.get("has_progress", True) or "due" not in task.fields:
-            return Text("    ")  # no progress on this endpoint, or none heard of yet
+        known = task.fields.get("has_progress", True) and task.fields.get("progress_known")
+        if task.total is None or not known:
+            return Text("    ")  # none on this endpoint, or none heard of yet
         return Text(f"{task.percentage:>3.0f}%", style="progress.percentage")
 
 
@@ -254,6 +256,7 @@ class JobBars:
             task,
             total=total,
             completed=completed,
+            progress_known=completed is not None,
             result=job.result,
             due=due,
             link=None,
