@@ -394,6 +394,20 @@ def test_ctrl_c_exits_130(shared_service: ServiceProcess, wait_until: Any) -> No
     assert stderr.strip() == "interrupted: a job already submitted keeps running on the service"
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_stopped_by_ctrl_c_exits_130_quietly(
+    service_factory: ServiceFactory, request: pytest.FixtureRequest, workers: str
+) -> None:
+    """Drained and stopped, as asked: not click's ``Aborted!`` and 1 (a job that ended in error)."""
+    store = ["--store", request.getfixturevalue("pg_url")] if workers != "1" else []
+    svc = service_factory(*store, "--workers", workers)
+    assert svc.process is not None
+    svc.process.send_signal(signal.SIGINT)
+    assert svc.process.wait(10) == 130, svc.log_tail()
+    assert "Aborted!" not in svc.log_text()
+    assert "Traceback" not in svc.log_text()
+
+
 # --- cancel and jobs ------------------------------------------------------------------------------
 
 

@@ -315,7 +315,8 @@ def serve(
 ) -> None:
     """Run the simulated translation service.
 
-    Exits 6 if it cannot start (its port is taken, its store cannot be used), 2 for a bad flag.
+    Exits 6 if it cannot start (its port is taken, its store cannot be used), 2 for a bad flag,
+    130 when Ctrl-C stopped it (after draining).
     """
     from vtrans.cli.errors import Exit
     from vtrans.server.config import (
@@ -388,6 +389,8 @@ def serve(
     except (StartupError, ValueError) as exc:
         click.echo(f"vtrans serve: {exc}", err=True)
         raise SystemExit(Exit.START_FAILED) from None
+    except KeyboardInterrupt:
+        raise SystemExit(Exit.INTERRUPTED) from None  # not click's "Aborted!" and 1: it stopped as asked
 
 
 def _key_specs(flags: tuple[str, ...], path: str | None) -> list[str]:

@@ -46,9 +46,10 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
 ) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM). Raises :class:`StartupError` when the store
-    cannot be used or the port cannot be listened on. Requests are logged by the app (the
-    config's ``access_log``), not by uvicorn."""
+    """Serve until SIGINT or SIGTERM, then drain and stop; after a SIGINT, raise ``KeyboardInterrupt``
+    once drained (uvicorn re-raises the signal; the parent of ``workers`` processes does the same).
+    Raises :class:`StartupError` when the store cannot be used or the port cannot be listened on.
+    Requests are logged by the app (the config's ``access_log``), not by uvicorn."""
     _log_to_stderr(log_level, config.log_format)
     _raise_open_files_limit()
     store = make_store(config.store, config.db_path)
@@ -94,11 +95,24 @@ def serve(
     if config.metrics and MULTIPROC_ENV not in os.environ:
         metrics_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="vtrans-metrics-")
     try:
-        Multiprocess(uvicorn.Config(app, factory=True, workers=workers, **options), sockets=[sock]).run()
+        supervisor = _Supervisor(uvicorn.Config(app, factory=True, workers=workers, **options), [sock])
+        supervisor.run()
+        if supervisor.interrupted:
+            raise KeyboardInterrupt
     finally:
         if metrics_dir is not None:
             del os.environ[MULTIPROC_ENV]
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's parent of the worker processes, remembering whether a SIGINT stopped them."""
+
+    interrupted = False
+
+    def handle_int(self) -> None:
+        self.interrupted = True
+        super().handle_int()
 
 
 def app_from_environment() -> ASGIApp:
