@@ -41,6 +41,18 @@ def vtrans(
     return result
 
 
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """Start the command line in the background (no terminal), its output piped, to signal or kill."""
+    return subprocess.Popen(
+        [*VTRANS, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+
+
 def submit(svc: ServiceProcess, *args: str) -> str:
     """Submit a job of 90 s of video in Spanish (plus ``args``); its id."""
     result = vtrans("submit", "--url", svc.url, "--language", "es", "--video-seconds", "90", *args)

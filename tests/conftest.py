@@ -71,6 +71,7 @@ import httpx2
 import pytest
 
 from servers.receiver import Receiver
+from vtrans.client.hooks import Hook, RequestDetails, RetryDetails, WaitDetails
 
 T = TypeVar("T")
 
@@ -95,6 +96,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class HookRecorder(Hook):
+    """Client hooks that keep what they are told: each request, retry and wait."""
+
+    def __init__(self) -> None:
+        self.requests: list[RequestDetails] = []
+        self.retries: list[RetryDetails] = []
+        self.waits: list[WaitDetails] = []
+
+    def on_request(self, details: RequestDetails) -> None:
+        self.requests.append(details)
+
+    def on_retry(self, details: RetryDetails) -> None:
+        self.retries.append(details)
+
+    def on_wait(self, details: WaitDetails) -> None:
+        self.waits.append(details)
 
 
 def answer_within(sock: socket.socket, seconds: float) -> tuple[float, bytes]:

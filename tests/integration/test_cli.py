@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import pytest
 
-from cli_helpers import JOB_ID, UNKNOWN_JOB, VTRANS, as_json, clean_env, error_line, submit, vtrans
+from cli_helpers import JOB_ID, UNKNOWN_JOB, as_json, error_line, spawn, submit, vtrans
 from conftest import free_port
 
 if TYPE_CHECKING:
@@ -371,14 +371,7 @@ def test_an_unknown_store_is_a_usage_error(store: str) -> None:
 
 def test_ctrl_c_exits_130(shared_service: ServiceProcess, wait_until: Any) -> None:
     job_id = submit(shared_service, "--duration", "60")
-    process = subprocess.Popen(
-        [*VTRANS, "wait", job_id, "--url", shared_service.url, "--transport", "long-poll"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    process = spawn("wait", job_id, "--url", shared_service.url, "--transport", "long-poll")
     try:
         with httpx2.Client(base_url=shared_service.url) as http:
             # The service holds the wait's poll: the command is waiting.

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cli_helpers import UNKNOWN_JOB, VTRANS, clean_env, submit
+from cli_helpers import UNKNOWN_JOB, VTRANS, clean_env, spawn, submit
 from conftest import free_port
 
 if TYPE_CHECKING:
@@ -170,14 +170,7 @@ def test_without_a_terminal_a_lost_connection_gets_a_line(
 ) -> None:
     svc = service_factory()
     job_id = submit(svc, "--duration", "6")
-    process = subprocess.Popen(
-        [*VTRANS, "wait", job_id, "--url", svc.url, "--transport", "sse"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    process = spawn("wait", job_id, "--url", svc.url, "--transport", "sse")
     try:
         with svc.client() as http:
             wait_until(lambda: http.get("/healthz").json()["waiting"] >= 1, 10, message="the event stream")

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from conftest import awaitable, free_port
+from conftest import HookRecorder, awaitable, free_port
 from vtrans.client import AsyncClient, Client, RetryPolicy, TransportError, WaitTimeout
-from vtrans.client.hooks import Hook, RequestDetails, RetryDetails, WaitDetails
 from vtrans.client.prometheus import PrometheusHook
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -23,28 +22,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class Recorder(Hook):
-    def __init__(self) -> None:
-        self.requests: list[RequestDetails] = []
-        self.retries: list[RetryDetails] = []
-        self.waits: list[WaitDetails] = []
-
-    def on_request(self, details: RequestDetails) -> None:
-        self.requests.append(details)
-
-    def on_retry(self, details: RetryDetails) -> None:
-        self.retries.append(details)
-
-    def on_wait(self, details: WaitDetails) -> None:
-        self.waits.append(details)
-
-
 class Watched:
-    """A client of the parametrized kind whose hooks are a :class:`Recorder` and a
+    """A client of the parametrized kind whose hooks are a :class:`HookRecorder` and a
     :class:`PrometheusHook` on a registry of its own; ``await watched.method(...)``."""
 
     def __init__(self, kind: str, url: str, **kwargs: Any) -> None:
-        self.kind, self.hook, self.registry = kind, Recorder(), CollectorRegistry()
+        self.kind, self.hook, self.registry = kind, HookRecorder(), CollectorRegistry()
         hooks = [self.hook, PrometheusHook(self.registry)]
         self.client = (
             Client(url, hooks=hooks, **kwargs) if kind == "sync" else AsyncClient(url, hooks=hooks, **kwargs)

@@ -23,9 +23,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 import time
+
+from . import serve_until_signalled
 
 MODES = ("headers", "body")
 
@@ -77,12 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = await asyncio.start_server(app.handle, args.host, args.port, reuse_address=True)
     port = server.sockets[0].getsockname()[1]
     print(f"ready port={port} drip={args.drip} interval={args.interval}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,12 +49,13 @@ import contextlib
 import json
 import random
 import re
-import signal
 import socket
 import struct
 import sys
 import time
 from dataclasses import dataclass, field
+
+from . import serve_until_signalled
 
 KINDS = ("html", "json", "unknown", "empty", "reset", "stall", "ok")
 FOREVER = -1
@@ -221,12 +222,7 @@ async def serve(args: argparse.Namespace) -> None:
     print(
         f"ready port={port} delay={delay:.6f} result={args.result} started={app.started_wall:.6f}", flush=True
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ import msgspec
 import pytest
 
 import vtrans.testing
+from conftest import HookRecorder
 from vtrans.client import (
     APIError,
     AsyncClient,
@@ -41,7 +42,7 @@ from vtrans.client import (
     Unauthorized,
     WaitTimeout,
 )
-from vtrans.client.hooks import Hook, RequestDetails, RetryDetails, WaitDetails
+from vtrans.client.hooks import Hook, RequestDetails, WaitDetails
 from vtrans.client.waiting import WaitOptions
 from vtrans.protocol import Job, Status
 
@@ -1044,24 +1045,6 @@ async def test_the_clients_timeout_bounds_polls_to_a_server_that_ignores_long_po
 # --- hooks ------------------------------------------------------------------------------------
 
 
-class Recorder(Hook):
-    """Keeps what it is told."""
-
-    def __init__(self) -> None:
-        self.requests: list[RequestDetails] = []
-        self.retries: list[RetryDetails] = []
-        self.waits: list[WaitDetails] = []
-
-    def on_request(self, details: RequestDetails) -> None:
-        self.requests.append(details)
-
-    def on_retry(self, details: RetryDetails) -> None:
-        self.retries.append(details)
-
-    def on_wait(self, details: WaitDetails) -> None:
-        self.waits.append(details)
-
-
 def finished(result: str, ago: float) -> dict[str, Any]:
     """A terminal job that the service says finished ``ago`` (real, wall-clock) seconds ago."""
     at = datetime.now(timezone.utc) - timedelta(seconds=ago)
@@ -1070,7 +1053,7 @@ def finished(result: str, ago: float) -> dict[str, Any]:
 
 
 async def test_hooks_hear_of_each_request_and_retry_with_the_details(make: Make) -> None:
-    hook = Recorder()
+    hook = HookRecorder()
     steps: tuple[Step, ...] = (problem(503, "Busy."), httpx2.ConnectError, ok(job("completed")))
     w = make(script(*steps), latency=0.25, hooks=[hook])
     await w.api.get(JOB_ID)
@@ -1093,7 +1076,7 @@ async def test_hooks_hear_of_each_request_and_retry_with_the_details(make: Make)
 
 
 async def test_a_finished_wait_is_reported_with_its_cost_and_lag(make: Make) -> None:
-    hook = Recorder()
+    hook = HookRecorder()
     w = make(script(ok(job("pending")), ok(job("pending")), ok(finished("completed", ago=0.5))), hooks=[hook])
     result = await w.api.wait(JOB_ID, transport="poll")
     [done] = hook.waits
@@ -1114,7 +1097,7 @@ async def test_a_finished_wait_is_reported_with_its_cost_and_lag(make: Make) -> 
 
 @pytest.mark.parametrize("raise_on_error", [True, False])
 async def test_a_failed_job_is_reported_as_error(make: Make, raise_on_error: bool) -> None:
-    hook = Recorder()
+    hook = HookRecorder()
     w = make(script(ok(finished("error", ago=0.0))), hooks=[hook])
     if raise_on_error:
         with pytest.raises(JobFailed):
@@ -1127,7 +1110,7 @@ async def test_a_failed_job_is_reported_as_error(make: Make, raise_on_error: boo
 
 
 async def test_a_timed_out_wait_is_reported_as_timeout(make: Make) -> None:
-    hook = Recorder()
+    hook = HookRecorder()
     w = make(timed(100.0), hooks=[hook])
     with pytest.raises(WaitTimeout) as caught:
         await w.api.wait(JOB_ID, timeout=10.0)
@@ -1138,7 +1121,7 @@ async def test_a_timed_out_wait_is_reported_as_timeout(make: Make) -> None:
 
 
 async def test_a_wait_that_raises_is_reported_as_failed(make: Make) -> None:
-    hook = Recorder()
+    hook = HookRecorder()
     w = make(script(problem(404, "No such job.")), hooks=[hook])
     with pytest.raises(NotFound) as caught:
         await w.api.wait(JOB_ID)
@@ -1147,7 +1130,7 @@ async def test_a_wait_that_raises_is_reported_as_failed(make: Make) -> None:
 
 
 async def test_the_spec_status_and_batches_are_reported(make: Make) -> None:
-    hook = Recorder()
+    hook = HookRecorder()
     other = "job_" + "b" * 32
     batch = {"items": [job("completed", id=JOB_ID), job("error", id=other)], "pending": 0}
     w = make(script(ok({"result": "completed"}), ok({"result": "pending"}), ok(batch)), hooks=[hook])
@@ -1174,7 +1157,7 @@ async def test_a_hook_that_raises_is_logged_and_never_breaks_the_call(
         def on_wait(self, details: WaitDetails) -> None:
             raise RuntimeError("boom")
 
-    after = Recorder()
+    after = HookRecorder()
     w = make(script(ok(job("pending")), ok(job("completed"))), hooks=[Broken(), after])
     assert (await w.api.wait(JOB_ID)).result == "completed"
     assert len(after.requests) == 2  # the hooks after it were still called
