@@ -364,7 +364,8 @@ FOOTNOTES = (
     (
         "via",
         "how the client waited: sse follows the job's event stream (progress pushed, one request); "
-        "long-poll asks the service to hold each GET until the job ends (Prefer: wait); poll sends "
+        "long-poll asks the service to hold each GET until the job ends or, as the bars show progress, "
+        "has moved on by a tenth (Prefer: wait=30, progress=0.1: about 11 requests); poll sends "
         "plain GETs, sleeping until the service's estimate.",
     ),
     ("duration", "on the service, from the job's created_at to its finished_at."),
