@@ -87,8 +87,8 @@ class Watched:
     proportion to it, not to the jobs (a heap of ends, built when first asked, from which moved
     ones are dropped lazily)."""
 
-    def __init__(self, read_at: int) -> None:
-        self.jobs: dict[str, StoredJob] = {}
+    def __init__(self, read_at: int, jobs: dict[str, StoredJob] | None = None) -> None:
+        self.jobs: dict[str, StoredJob] = dict(jobs or {})
         #: The cache's epoch before the jobs were read: unchanged, nothing changed them since.
         self.read_at = read_at
         self._ends: list[tuple[float, str]] | None = None
@@ -290,8 +290,7 @@ class Service:
         job = await self.find(job_id, tenant=tenant)
         if wait is None:
             return self.view(job)
-        watched = Watched(epoch)
-        watched.add({job.id: job})
+        watched = Watched(epoch, {job.id: job})
         step_at = None
         if progress is not None:
             step_at = simulation.progress_reached(job.timeline, self.view(job).state.progress + progress)
@@ -375,7 +374,7 @@ class Service:
                     if start:
                         await asyncio.sleep(0)
                     watched.add(await self.jobs.get_many(ids[start : start + BATCH_SLICE]))
-        if len(watched.jobs) < len(ids) or set(map(_TENANT, watched.jobs.values())) != {tenant}:
+        if len(watched.jobs) < len(ids) or not set(map(_TENANT, watched.jobs.values())) <= {tenant}:
             missing = [i for i in ids if (job := watched.jobs.get(i)) is None or job.tenant != tenant]
             for job_id in missing:
                 check_id(job_id)  # a malformed id is a malformed request, not an unknown job
