@@ -319,7 +319,7 @@ async def test_the_default_client_sees_through_an_estimate_20_percent_too_long(
 
 async def test_a_client_learns_that_its_servers_estimates_are_exact(make: Make) -> None:
     """Exact estimates, job after job: the client learns it (``Quality``), and soon needs one poll
-    just before the end that the create's estimate gives, and one at the end."""
+    at the end that the create's estimate gives (the jobs' own timestamps, all 10 s, agree)."""
     w, jobs = service(make, hints=True, poll=dataclasses.replace(LEARN, hint_floor=0.25))
     counts = []
     for _ in range(40):
@@ -329,7 +329,7 @@ async def test_a_client_learns_that_its_servers_estimates_are_exact(make: Make) 
         assert jobs.polls(created.id)[-1] - 10.0 <= 0.25 + 1e-9
     assert memory(w).estimates.model.wobble <= 0.04
     assert counts[:3] != [2, 2, 2]
-    assert counts[-10:] == [2] * 10
+    assert counts[-10:] == [1] * 10
 
 
 async def test_wait_reads_retry_after_when_the_body_has_no_estimate(make: Make) -> None:
@@ -1236,7 +1236,8 @@ class Service:
     """A scripted service of many jobs: ``POST /v1/jobs`` creates the next one, pending for
     ``duration(video_seconds)`` virtual seconds from its POST; ``GET /v1/jobs/{id}`` answers its
     state, and ``polls(id)`` lists those GETs. With ``hints``, pending answers (the create's too)
-    carry the exact time left. ``holds`` is what it does with ``Prefer: wait=N``: ``"ignore"`` it;
+    carry the exact time left; with ``retry_after``, only a ``Retry-After`` of it, in whole
+    seconds, capped at that many. ``holds`` is what it does with ``Prefer: wait=N``: ``"ignore"`` it;
     hold (moving the clock) until the job ends or N seconds pass and say so in every answer
     (``"always"``, as the vtrans service does), or only in pending ones (``"pending"``, as RFC 7240
     allows: ``Preference-Applied`` is optional)."""
@@ -1247,10 +1248,12 @@ class Service:
         duration: Callable[[float], float] = lambda video: 10.0,
         *,
         hints: bool = False,
+        retry_after: float | None = None,
         holds: str = "ignore",
         result: str = "completed",
     ) -> None:
         self.clock, self.duration, self.hints, self.holds, self.result = clock, duration, hints, holds, result
+        self.retry_after = retry_after
         self.jobs: dict[str, tuple[float, float, float]] = {}  # id: (created, ends, video_seconds)
         self.gets: dict[str, list[Poll]] = {}
 
@@ -1260,7 +1263,7 @@ class Service:
             job_id = f"job_{len(self.jobs):032x}"
             self.jobs[job_id] = (at, at + self.duration(video), video)
             self.gets[job_id] = []
-            return ok(self.state(job_id, at), status=201)
+            return ok(self.state(job_id, at), status=201, headers=self.retry_after_header(job_id, at))
         job_id = request.url.path.rsplit("/", 1)[1]
         created, ends, _ = self.jobs[job_id]
         prefer = request.headers.get("prefer")
@@ -1273,13 +1276,20 @@ class Service:
             at += held
             if self.holds == "always" or at < ends:
                 headers["Preference-Applied"] = f"wait={hold:g}"
-        return ok(self.state(job_id, at), headers=headers)
+        return ok(self.state(job_id, at), headers={**headers, **self.retry_after_header(job_id, at)})
+
+    def retry_after_header(self, job_id: str, at: float) -> dict[str, str]:
+        _, ends, _ = self.jobs[job_id]
+        if self.retry_after is None or at >= ends:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(min(ends - at, self.retry_after))))}
 
     def state(self, job_id: str, at: float) -> dict[str, Any]:
         created, ends, video = self.jobs[job_id]
         if at >= ends:
             error = {"code": "internal_error", "message": "Boom."} if self.result == "error" else None
-            return job(self.result, id=job_id, video_seconds=video, progress=1.0, error=error)
+            times = {"created_at": stamp(created), "finished_at": stamp(ends)}
+            return job(self.result, id=job_id, video_seconds=video, progress=1.0, error=error, **times)
         extra = {"estimated_seconds_remaining": ends - at} if self.hints else {}
         return job(
             "pending", id=job_id, video_seconds=video, progress=(at - created) / (ends - created), **extra
@@ -1288,6 +1298,11 @@ class Service:
     def polls(self, job_id: str | None) -> list[float]:
         """When the job was polled, in seconds since its POST was sent."""
         return [p.at for p in self.gets[job_id or ""]]
+
+
+def stamp(at: float) -> str:
+    """A virtual time as the service dates a job (RFC 3339)."""
+    return datetime.fromtimestamp(at, timezone.utc).isoformat()
 
 
 #: Fixed phase: without learning, a created job's polls are at exactly 2, 3, 4.5, 6.75 ... s.
@@ -1333,6 +1348,35 @@ async def test_a_creates_estimate_sets_the_first_poll(make: Make, latency: float
     assert 3.0 < polls[0] < 10.0
     assert 0.0 <= polls[-1] - 10.0 <= LEARN.hint_floor + 2 * latency + 1e-9
     assert len(polls) <= 4
+
+
+@pytest.mark.parametrize("latency", [0.0, 0.01])
+async def test_a_creates_retry_after_sets_the_first_poll(make: Make, latency: float) -> None:
+    """A server that gives only ``Retry-After``: the create's (10) says as much as a poll's would,
+    so the first poll comes before 10 s, not at the schedule's first point (2 s)."""
+    w, jobs = service(make, latency, retry_after=math.inf)
+    created = await w.api.create("fr", 20.0)
+    assert (await w.api.wait(created.id, transport="poll")).result == "completed"
+    polls = jobs.polls(created.id)
+    assert 3.0 < polls[0] < 10.0
+    assert 0.0 <= polls[-1] - 10.0 <= 0.5 + 2 * latency  # the bound of BENCHMARKS.md
+    assert len(polls) <= 4
+
+
+async def test_a_capped_retry_after_is_learned_and_the_jobs_size_leads_the_search(make: Make) -> None:
+    """``Retry-After`` capped at 60 s, on jobs that take 2 s per video-second. The first wait finds
+    that "60" is a cap (it said so for longer than 60 s); once ten jobs taught the client how long
+    a video-second takes, a job of 400 s is first polled near its end and seen done within 5 % of
+    it, in a few requests, where the first waits polled a minute apart."""
+    w, jobs = service(make, poll=PollPolicy(), duration=lambda video: 2.0 * video, retry_after=60.0)
+    await learn_from(w, jobs, [100.0 + 10 * i for i in range(11)])
+    assert memory(w).estimates.cap == 60.0
+    created = await w.api.create("fr", 200.0)
+    await w.api.wait(created.id, transport="poll")
+    polls = jobs.polls(created.id)
+    assert 0.0 <= polls[-1] - 400.0 <= 0.05 * 400.0
+    assert len(polls) <= 3
+    assert len(jobs.polls("job_" + "0" * 32)) >= 4  # the first job: 200 s, a poll a minute
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import statistics
 
 import pytest
 
-from vtrans.client.estimates import MODELS, PRIOR, Answer, Model, Quality, remaining
+from vtrans.client.estimates import MODELS, PRIOR, Answer, Model, Quality, beyond, remaining
 
 
 def quality(model: Model) -> Quality:
@@ -63,9 +63,66 @@ def test_wobble_widens_the_range_that_a_countdown_narrows() -> None:
 
 
 def test_a_retry_after_of_one_says_at_most_a_second() -> None:
+    """Give or take the estimate's own error: the log of a uniform draw in (0, 1] is far from
+    normal, and its upper end is hard."""
     left = remaining([Answer(0.0, 1.0, 1.0)], Quality(), 2.0, 0.0)
     assert left.high < 3.0
-    assert left.low < 0.3
+    assert left.low < 0.1  # anything in (0, 1]: a tenth of a second is as plausible as the rest
+
+
+@pytest.mark.parametrize("hint", [1.0, 2.0, 3.0, 10.0])
+def test_a_whole_second_hint_is_read_as_a_uniform_draw_in_its_second(hint: float) -> None:
+    """``Retry-After: n`` says the estimate was in (n - 1, n]: its log has the mean and spread of
+    the log of a uniform draw there (1 / e and 1 for a hint of 1), as a million draws confirm."""
+    rng = random.Random(7)
+    logs = [math.log(hint - rng.random()) for _ in range(200_000)]
+    answer = Answer(0.0, hint, 1.0)
+    assert math.log(answer.value) == pytest.approx(statistics.fmean(logs), abs=0.01)
+    assert answer.rounding == pytest.approx(statistics.pstdev(logs), rel=0.02)
+    # An estimate to the millisecond is its own value.
+    assert Answer(0.0, hint, 0.001).value == hint
+
+
+# --- a cap: answers that only say "at least" ----------------------------------------------------
+
+#: A job of a size that takes 1,000 s (median), sigma 0.25, on a server like the sandbox's.
+SIZE = (math.log(1000.0), 0.25)
+SANDBOX = Model(bias_spread=0.15, drift_spread=0.3, wobble=0.12)
+
+
+def test_at_its_start_a_capped_job_is_expected_when_its_size_says() -> None:
+    """At the start, "at least 60 s" says nothing the size does not: the range is the size's own,
+    its low end at 2 standard deviations (1,000 x e^-0.5)."""
+    left = beyond(Answer(0.0, 60.0, 1.0), quality(SANDBOX), 2.0, 0.0, SIZE)
+    assert left.mid == pytest.approx(1000.0, rel=0.03)
+    assert left.low == pytest.approx(1000.0 * math.exp(-0.5), rel=0.03)
+    assert left.high == pytest.approx(1000.0 * math.exp(0.5), rel=0.03)
+
+
+@pytest.mark.parametrize("age", [700.0, 1000.0, 1500.0])
+def test_later_the_cap_says_the_job_is_not_nearly_done(age: float) -> None:
+    """Past the size's low end, "at least 60 s" still rules out an end within the next 60 s, give
+    or take the estimate's error (59 x e^-(2 x 0.19) = 40 s), and no sooner is expected: the next
+    poll lands no later than that plus the lag allowed, whatever the size said."""
+    left = beyond(Answer(age, 60.0, 1.0), quality(SANDBOX), 2.0, 0.0, SIZE)
+    error = math.sqrt(0.15**2 + (0.3 * 59 / (59 + age)) ** 2 + 0.12**2)
+    assert left.low == pytest.approx(59.0 * math.exp(-2 * error), rel=0.05)
+    assert left.low < left.mid < left.high
+    assert left.mid > 59.0 * math.exp(-error)
+
+
+def test_a_cap_is_learned_and_forgotten_when_the_server_says_more() -> None:
+    q = Quality()
+    for hint in (12.0, 60.0, 45.0):
+        q.saw(hint)
+    q.repeated(45.0)  # repeated, but the server said more before: not its cap
+    assert q.cap is None
+    q.repeated(60.0)
+    assert q.cap == 60.0
+    q.saw(60.0)
+    assert q.cap == 60.0
+    q.saw(75.0)  # more than the cap: there is none
+    assert q.cap is None
 
 
 @pytest.mark.parametrize(

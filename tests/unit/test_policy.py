@@ -483,6 +483,56 @@ def test_a_hint_that_does_not_count_down_is_a_minimum() -> None:
     assert len(times) - 1 <= len(plain) + 1
 
 
+#: The sandbox's estimates: a bias per job, drift and a wobble per answer.
+SANDBOX = Model(bias_spread=0.15, drift_spread=0.3, wobble=0.12)
+
+
+def run_capped(duration: float, size_error: float, errors: Callable[[], float]) -> list[float]:
+    """Wait for a job of ``duration`` on a server that caps ``Retry-After`` at 60 s (as the
+    sandbox does), its estimates off by ``errors()`` in log, with a client that learned the cap
+    and how long jobs of this size take: a log-normal, sigma 0.25, its median off by ``size_error``
+    in log for this job. Returns the answers' times, as :func:`run_hinted` does."""
+    quality = knows(SANDBOX)
+    quality.saw(60.0)
+    quality.repeated(60.0)
+    poller = Poller(PollPolicy(), 0.0, random.Random(0), quality=quality)
+    poller.duration = (math.log(duration) + size_error, 0.25)
+    times = [0.0]
+    while times[-1] < duration:
+        estimate = (duration - times[-1]) * math.exp(errors())
+        hint = float(min(60, max(1, math.ceil(estimate))))
+        times.append(times[-1] + poller.next_delay(times[-1], hint, estimate=False))
+    return times
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    duration=st.floats(300.0, 1800.0),
+    size_error=st.floats(-0.5, 0.5),
+    bias=st.floats(-0.15, 0.15),
+    wobble=st.lists(st.floats(-0.12, 0.12), min_size=40, max_size=40),
+)
+def test_a_capped_retry_after_is_searched_from_the_jobs_size(
+    duration: float, size_error: float, bias: float, wobble: list[float]
+) -> None:
+    """A "60" says only "not in the next minute", until the estimate runs below it. Whatever the
+    errors within 2 sigma (the size's, the estimate's bias and wobble), the client searches from the
+    size's low end in steps the cap allows, and is never later than 7 % of the job's duration (the
+    4 % it allows itself, of a size up to e^0.5 too long); a job 1.6 times as long as its size says
+    costs up to 13 requests, where a poll a minute costs up to 30."""
+    errors = iter(wobble)
+    times = run_capped(duration, size_error, lambda: bias + next(errors))
+    assert times[-1] - duration <= 0.07 * duration
+    assert len(times) - 1 <= 13
+
+
+@pytest.mark.parametrize("duration", [300.0, 600.0, 1000.0, 1800.0])
+def test_a_capped_job_whose_size_is_right_costs_a_few_requests(duration: float) -> None:
+    times = run_capped(duration, 0.0, lambda: 0.1)
+    assert times[-1] - duration <= 0.05 * duration
+    assert len(times) - 1 <= 7
+
+
 # --- long-poll and the deadline --------------------------------------------------------------
 
 

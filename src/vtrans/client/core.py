@@ -358,10 +358,16 @@ def create(
     # The key makes the POST safe to retry: a repeat returns the job the first one created.
     headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key or uuid.uuid4().hex}
     sent = settings.clock.now()
-    job = yield from call(Send("POST", "/v1/jobs", headers=headers, content=body), decode(Job), settings)
-    settings.memory.created(sent, video_seconds, job)
+    send = Send("POST", "/v1/jobs", headers=headers, content=body)
+    job, retry_after = yield from call(send, _created, settings)
+    settings.memory.created(sent, video_seconds, job, retry_after)
     log.debug("created job %s (%s, %.0fs of video)", job.id, language, video_seconds)
     return job
+
+
+def _created(reply: httpx2.Response) -> tuple[Job, float | None]:
+    """The created job, and its ``Retry-After`` (a hint where the body has no estimate)."""
+    return decode(Job)(reply), parse_retry_after(reply.headers.get("retry-after"))
 
 
 def _finite(name: str, seconds: float | None) -> None:

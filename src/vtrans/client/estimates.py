@@ -3,10 +3,11 @@
 A server's estimate is off by a factor of its own for each job (its *bias*), and each answer wobbles
 around that (its *wobble*); both are log-normal. :func:`remaining` fits a job's answers under that
 model — the countdown of several answers shows the job's bias, the scatter bounds how far the fit is
-believed — and returns a plausible range of the time left. :class:`Quality` learns, from a client's
-finished jobs, how biased and how wobbly a server's estimates are; until then it assumes a wobbly
-server, so a steady one costs a request more for the first few jobs, and a wobbly one is never
-trusted more than its answers allow.
+believed — and returns a plausible range of the time left; :func:`beyond` does so after an answer
+that only said "at least" (a capped ``Retry-After``), from what the job's size says. :class:`Quality`
+learns, from a client's finished jobs, how biased and how wobbly a server's estimates are (and its
+cap); until then it assumes a wobbly server, so a steady one costs a request more for the first few
+jobs, and a wobbly one is never trusted more than its answers allow.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import itertools
 import math
 import statistics
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: Points of the grid over log(time left) on which the fit is computed.
@@ -34,15 +36,31 @@ class Answer:
 
     @property
     def value(self) -> float:
-        """The hint's most likely true value: a ``Retry-After`` of n is a time in (n - 1, n]."""
-        if self.step >= 0.01:
-            return max(self.hint - self.step / 2, self.step / 4)
-        return max(self.hint, self.step / 2)
+        """The hint's central value in log: a ``Retry-After`` of n is a time in (n - 1, n], and
+        its logarithm's mean is that of a uniform draw there (1 / e for a ``Retry-After`` of 1)."""
+        if self.step < 0.01:
+            return max(self.hint, self.step / 2)
+        return math.exp(_log_uniform(max(self.hint - self.step, 0.0), self.hint)[0])
 
     @property
     def rounding(self) -> float:
-        """The log-scale spread that the rounding to ``step`` adds (a uniform error's sigma)."""
-        return self.step / math.sqrt(12.0) / self.value
+        """The log-scale spread that the rounding to ``step`` adds (that of a uniform draw)."""
+        if self.step < 0.01:
+            return self.step / math.sqrt(12.0) / self.value
+        return _log_uniform(max(self.hint - self.step, 0.0), self.hint)[1]
+
+
+def _log_uniform(a: float, b: float) -> tuple[float, float]:
+    """The mean and standard deviation of log(u), u uniform in (a, b]."""
+
+    def first(u: float) -> float:
+        return u * math.log(u) - u if u > 0 else 0.0
+
+    def second(u: float) -> float:
+        return u * (math.log(u) ** 2 - 2 * math.log(u) + 2) if u > 0 else 0.0
+
+    mean = (first(b) - first(a)) / (b - a)
+    return mean, math.sqrt(max((second(b) - second(a)) / (b - a) - mean * mean, 0.0))
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,25 @@ class Quality:
         self.model = PRIOR
         #: log(duration / video seconds) of the finished jobs: count, mean, sum of squares.
         self._pace = (0, 0.0, 0.0)
+        #: The longest hint the server gave, and its cap: the longest, if a wait saw it repeated
+        #: for as long as it says (a minimum, not an estimate); ``None`` until then.
+        self.longest = 0.0
+        self.cap: float | None = None
         self._lock = threading.Lock()
+
+    def saw(self, hint: float) -> None:
+        """A pending answer said ``hint``: longer than the cap, it shows there is none."""
+        if hint > self.longest:
+            with self._lock:
+                self.longest = max(self.longest, hint)
+                if self.cap is not None and hint > self.cap:
+                    self.cap = None
+
+    def repeated(self, hint: float) -> None:
+        """A wait saw ``hint`` again and again for as long as it says: the cap, if the longest."""
+        with self._lock:
+            if hint >= self.longest:
+                self.cap = hint
 
     def duration(self, video_seconds: float) -> tuple[float, float] | None:
         """The log-normal (mean, sigma of the log) of how long a job of ``video_seconds`` takes,
@@ -190,12 +226,55 @@ def remaining(
     centres = [math.log(last.value) - m.bias]
     centres += [math.log(v) for a in answers if (v := a.value * math.exp(-m.bias) - (last.at - a.at)) > 0]
     lo, hi = min(centres) - 4 * spread, max(centres) + 4 * spread
-    # Twice: over the whole span, then over where the mass is (a steady server's is narrow).
-    xs, cdf = _posterior(answers, m, start, duration, lo, hi)
+    left = _range(_posterior(answers, m, start, duration), lo, hi, confidence)
+    if last.step < 0.01:
+        return left
+    # A hint in whole seconds is the server's estimate rounded up: the time left is no longer
+    # than the hint, give or take the estimate's own error.
+    share = left.mid / (left.mid + max(0.0, last.at - start))
+    latest = last.hint * math.exp(-m.bias + confidence * _spread(m, share))
+    return dataclasses.replace(left, high=max(left.mid, min(left.high, latest)))
+
+
+def _spread(m: Model, share: float) -> float:
+    """The sigma of an answer's log error under ``m`` when ``share`` of the job's time is left."""
+    return math.sqrt(m.bias_spread**2 + (m.drift_spread * share) ** 2 + m.wobble**2) or 1e-6
+
+
+def beyond(
+    floor: Answer, quality: Quality, confidence: float, start: float, duration: tuple[float, float]
+) -> Remaining:
+    """The time left after an answer that only said "at least ``floor.hint``" (a capped
+    ``Retry-After``): what the job's size says of its ``duration`` (log-normal, from ``start``),
+    cut where the server's estimate, with the quality's errors, would have said less. The low end
+    is no later than the earliest end that the floor or the size alone allows: answer after
+    answer, a job whose size misled is still caught within the lag allowed."""
+    m, (mean, sigma) = quality.model, duration
+    age = floor.at - start
+    least = max(floor.hint - floor.step, floor.step / 2)  # the server's estimate was above this
+
+    def loglik(x: float) -> float:
+        share = math.exp(x) / (math.exp(x) + age)
+        said_more = _NORMAL.cdf((x + m.bias - math.log(least)) / _spread(m, share))
+        size = -0.5 * ((math.log(age + math.exp(x)) - mean) / sigma) ** 2 + math.log(share)
+        return size + math.log(max(said_more, 1e-300))
+
+    lo = math.log(least) - 4 * _spread(m, 1.0)
+    hi = max(math.log(least) + 4 * _spread(m, 1.0), math.log(max(math.exp(mean + 5 * sigma) - age, 1e-3)))
+    left = _range(loglik, lo, hi, confidence)
+    earliest = least * math.exp(-m.bias - confidence * _spread(m, least / (least + age)))
+    earliest = max(earliest, math.exp(mean - confidence * sigma) - age)  # by its size alone
+    return dataclasses.replace(left, low=min(left.low, earliest))
+
+
+def _range(loglik: Callable[[float], float], lo: float, hi: float, confidence: float) -> Remaining:
+    """The quantiles at ``confidence`` standard deviations either side, and the median, of a
+    likelihood over log(time left) on a grid: over the whole span, then over where the mass is."""
+    xs, cdf = _cumulative(loglik, lo, hi)
     step = (hi - lo) / (_GRID - 1)
     lo = _quantile(xs, cdf, 1e-5 * cdf[-1]) - step
     hi = _quantile(xs, cdf, (1 - 1e-5) * cdf[-1]) + step
-    xs, cdf = _posterior(answers, m, start, duration, lo, hi)
+    xs, cdf = _cumulative(loglik, lo, hi)
     p = _NORMAL.cdf(-confidence)
     return Remaining(
         math.exp(_quantile(xs, cdf, p * cdf[-1])),
@@ -205,20 +284,27 @@ def remaining(
 
 
 def _posterior(
-    answers: list[Answer], m: Model, start: float, duration: tuple[float, float] | None, lo: float, hi: float
-) -> tuple[list[float], list[float]]:
+    answers: list[Answer], m: Model, start: float, duration: tuple[float, float] | None
+) -> Callable[[float], float]:
+    """The log likelihood of log(time left) after the last of ``answers``."""
+    age = answers[-1].at - start
+
+    def loglik(x: float) -> float:
+        v = _loglik(*_errors(answers, math.exp(x), start), answers, m)
+        if duration is not None:
+            mean, sigma = duration
+            v -= 0.5 * ((math.log(age + math.exp(x)) - mean) / sigma) ** 2
+        return v
+
+    return loglik
+
+
+def _cumulative(loglik: Callable[[float], float], lo: float, hi: float) -> tuple[list[float], list[float]]:
     """The grid of log(time left) from ``lo`` to ``hi`` and the cumulative (unnormalised) likelihood."""
     xs = [lo + (hi - lo) * i / (_GRID - 1) for i in range(_GRID)]
-    loglik = [_loglik(*_errors(answers, math.exp(x), start), answers, m) for x in xs]
-    if duration is not None:
-        mean, sigma = duration
-        age = answers[-1].at - start
-        loglik = [
-            v - 0.5 * ((math.log(age + math.exp(x)) - mean) / sigma) ** 2
-            for v, x in zip(loglik, xs, strict=True)
-        ]
-    top = max(loglik)
-    mass = [math.exp(v - top) for v in loglik]
+    loglik_ = [loglik(x) for x in xs]
+    top = max(loglik_)
+    mass = [math.exp(v - top) for v in loglik_]
     cdf, acc = [0.0], 0.0
     for a, b in itertools.pairwise(mass):
         acc += (a + b) / 2  # the trapezoid rule: cdf[i] is the mass up to xs[i]

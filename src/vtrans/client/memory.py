@@ -21,11 +21,13 @@ from vtrans.protocol import Job
 
 @dataclass(frozen=True)
 class Created:
-    """A job this client created: the clock time its create was sent, and the answer."""
+    """A job this client created: the clock time its create was sent, and the answer (the job,
+    and its ``Retry-After``)."""
 
     at: float
     video_seconds: float
     job: Job
+    retry_after: float | None = None
 
 
 @dataclass
@@ -43,12 +45,12 @@ class Memory:
     _created: OrderedDict[str, Created] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def created(self, at: float, video_seconds: float, job: Job) -> None:
+    def created(self, at: float, video_seconds: float, job: Job, retry_after: float | None = None) -> None:
         if job.id is None or job.done:
             return
         with self._lock:
             # A replayed create (same Idempotency-Key) answers the job created first: keep its time.
-            self._created.setdefault(job.id, Created(at, video_seconds, job))
+            self._created.setdefault(job.id, Created(at, video_seconds, job, retry_after))
             while len(self._created) > self.capacity:
                 self._created.popitem(last=False)
 

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
-from vtrans.client.estimates import Answer, Quality, remaining
+from vtrans.client.estimates import Answer, Quality, beyond, remaining
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,11 @@ class PollPolicy:
     sleeps until the earliest plausible end plus the lag it allows itself (``hint_lag`` of the job's
     duration), but no later than the latest plausible end: far from the end that is a safe step
     towards it, near the end a poll just after it. If the job is still pending when it should have
-    ended (a stall), it polls every ``hint_lag`` of the job's age. A hint that does not count down
-    (the same ``Retry-After`` again and again, a server's cap) is a minimum: the schedule applies.
+    ended (a stall), it polls every ``hint_lag`` of the job's age. A ``Retry-After`` is the estimate
+    in whole seconds: a time in (n - 1, n]. A hint that does not count down (the same
+    ``Retry-After`` again and again) is a minimum, and the longest a server gives, its cap: where
+    the client learned how long jobs of this size take, it searches from their earliest plausible
+    end in steps the minimum allows; else the schedule applies, no sooner than the server asks.
 
     The defaults come from ``benchmarks/polling.py`` (see BENCHMARKS.md): no job of a translation
     service ends in less than a few seconds, so polls before ``first`` are wasted.
@@ -319,13 +322,19 @@ class Poller:
         allowed = max(1.0, p.hint_floor, p.hint_lag * (now - self.start + hint))
         if same and self.answers[-1].hint == hint > allowed and now - same[0].at >= hint:
             # The same long hint for as long as it says: not a countdown but a minimum (a cap, a
-            # fixed Retry-After). Follow the schedule, no sooner than the server asks.
+            # fixed Retry-After); the server's cap if it never says more (for the next waits too).
             self.floors.add(hint)
+            self.quality.repeated(hint)
             self.answers = [a for a in self.answers if a.hint != hint]
-        if hint in self.floors:
-            return max(hint, self._scheduled(now))
-        self.answers.append(Answer(now, hint, step))
-        left = remaining(self.answers, self.quality, p.hint_confidence, self.start, self.duration)
+        self.quality.saw(hint)
+        if hint in self.floors or hint == self.quality.cap:
+            if self.duration is None:
+                return max(hint, self._scheduled(now))  # the schedule, no sooner than asked
+            # The job's size says how long it takes; the floor, that it is not nearly done.
+            left = beyond(Answer(now, hint, step), self.quality, p.hint_confidence, self.start, self.duration)
+        else:
+            self.answers.append(Answer(now, hint, step))
+            left = remaining(self.answers, self.quality, p.hint_confidence, self.start, self.duration)
         budget = max(p.hint_floor, p.hint_lag * (now - self.start + left.mid))
         sleep = min(left.high, left.low + budget)
         if missed:

@@ -393,7 +393,10 @@ def _from_creation(track: Tracker, created: Created) -> Flow[tuple[Poller, float
     if expected is not None and (first is None or first < expected[0]):
         learned = None  # the caller's expectation, not the learned time: nothing to learn from
     poller = track.poller(created.at, first, created.video_seconds)
-    delay = poller.next_delay(created.at, created.job.estimated_seconds_remaining)
+    hint, estimate = created.job.estimated_seconds_remaining, True
+    if hint is None:
+        hint, estimate = created.retry_after, False
+    delay = poller.next_delay(created.at, hint, estimate=estimate)
     elapsed = clock.now() - created.at
     if delay > elapsed:
         yield Sleep(delay - elapsed)
