@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import capped
 import engine
 import report
 import sections
@@ -202,6 +203,16 @@ def _run(args: tuple[Task, int]) -> tuple[Task, Stats, float]:
     return run(*args)
 
 
+def least_requests(jobs: int, seed: int, workers: int) -> dict[str, tuple[float, float]]:
+    """The fewest requests any client can need on each workload with a capped ``Retry-After``."""
+    cap = KINDS["retry-after"].retry_after_max
+    tasks = [(wl, jobs, seed, cap) for wl in WORKLOADS]
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return dict(zip(WORKLOADS, pool.starmap(capped.for_workload, tasks), strict=True))
+    return {wl: capped.for_workload(*task) for wl, task in zip(WORKLOADS, tasks, strict=True)}
+
+
 def _rel(p: Path) -> str:
     try:
         return str(p.resolve().relative_to(ROOT))
@@ -243,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(strategy, Strategy) and strategy.fixed_interval is not None:
             engine.check_fixed(strategy, TIMELINES[("short", "none")][:20], KINDS["none"])
     results, took = execute(plan, args.workers, args.sweep_jobs)
-    verdicts = report.criteria(plan, results)
+    fewest = least_requests(args.jobs, args.seed, args.workers)
+    verdicts = report.criteria(plan, results, fewest)
     elapsed = time.perf_counter() - started
 
     flags = ["--jobs", str(args.jobs), "--seed", str(args.seed)]
@@ -268,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
     context = report.Context(
-        plan, results, verdicts, args.jobs, args.sweep_jobs, args.map_jobs, args.seed, meta
+        plan, results, verdicts, args.jobs, args.sweep_jobs, args.map_jobs, args.seed, meta, fewest
     )
     text = report.render(context)
     for where in (args.out, args.plots, args.report.parent):
