@@ -348,6 +348,23 @@ async def test_poll_transport_takes_the_creates_answer_for_the_first_poll(
     assert polled(other, theirs.id) > polled(creator, own.id)
 
 
+async def test_a_creates_retry_after_places_the_first_poll(
+    service_factory: Any, api: Callable[..., Api]
+) -> None:
+    """A service that tells only ``Retry-After`` (``--hints retry-after``): the create's answer
+    says about 3 s, so the first GET comes before the schedule's first point (3 s at the soonest)
+    and the job is seen done in a few polls, not long after its end."""
+    service = service_factory("--hints", "retry-after")
+    client = api(service.url)
+    created = await client.create("fr", 6.0, simulate={"duration_seconds": 3.0, "outcome": "completed"})
+    done = await client.wait(created.id, transport="poll")
+    gets = [at for at, method, path in client.sent if method == "GET" and path == f"/v1/jobs/{created.id}"]
+    assert 0.5 < gets[0] - client.sent[0][0] < 3.0
+    assert 2 <= len(gets) <= 4
+    assert done.finished_at is not None
+    assert time.time() - done.finished_at.timestamp() < 1.5  # the lag allowed (0.4 s), and slack
+
+
 async def test_auto_on_a_server_that_holds_polls_at_once(
     shared_service: Any, api: Callable[..., Api]
 ) -> None:

@@ -319,6 +319,12 @@ def test_a_tiny_hint_is_raised_to_min_interval() -> None:
     assert poller.next_delay(0.0, 0.0) == pytest.approx(0.05)
 
 
+def test_a_retry_after_of_zero_means_soon() -> None:
+    """``Retry-After: 0`` (ask again now): a poll within the lag allowed, not an error."""
+    poller = Poller(pinned(), 0.0, random.Random(0))
+    assert 0.05 <= poller.next_delay(5.0, 0.0, estimate=False) <= BASE.hint_floor + 0.1
+
+
 def test_a_negative_hint_is_no_hint() -> None:
     policy = pinned(random_phase=False)
     assert Poller(policy, 0.0, random.Random(0)).next_delay(0.0, -3.0) == Poller(

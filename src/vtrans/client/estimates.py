@@ -40,18 +40,27 @@ class Answer:
         its logarithm's mean is that of a uniform draw there (1 / e for a ``Retry-After`` of 1)."""
         if self.step < 0.01:
             return max(self.hint, self.step / 2)
-        return math.exp(_log_uniform(max(self.hint - self.step, 0.0), self.hint)[0])
+        return math.exp(_log_uniform(*self._second)[0])
 
     @property
     def rounding(self) -> float:
         """The log-scale spread that the rounding to ``step`` adds (that of a uniform draw)."""
         if self.step < 0.01:
             return self.step / math.sqrt(12.0) / self.value
-        return _log_uniform(max(self.hint - self.step, 0.0), self.hint)[1]
+        return _log_uniform(*self._second)[1]
+
+    @property
+    def _second(self) -> tuple[float, float]:
+        """Where the rounded hint's true value lies: (n - step, n], or (0, step / 4] for a 0."""
+        high = max(self.hint, self.step / 4)
+        return max(high - self.step, 0.0), high
 
 
 def _log_uniform(a: float, b: float) -> tuple[float, float]:
     """The mean and standard deviation of log(u), u uniform in (a, b]."""
+    if b - a < 0.1 * b:  # narrow: log is near linear there (and the exact sums would cancel)
+        mid = (a + b) / 2
+        return math.log(mid), (b - a) / math.sqrt(12.0) / mid
 
     def first(u: float) -> float:
         return u * math.log(u) - u if u > 0 else 0.0
