@@ -8,10 +8,13 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import ServiceFactory
 
 pytestmark = pytest.mark.integration
 
@@ -506,6 +509,17 @@ def test_healthz_counts_every_held_request_all_the_time(
             sock.close()
     assert set(readings) == {3}, readings
     wait_until(lambda: client.get("/healthz").json()["waiting"] == 0, 5, message="all let go")
+
+
+def test_retry_after_max_sets_the_cap(service_factory: ServiceFactory) -> None:
+    """``--hints retry-after --retry-after-max 600``: no estimate in the body; an hour's job says
+    600 (the cap), a 100 s job its own estimate, in whole seconds."""
+    service = service_factory("--hints", "retry-after", "--retry-after-max", "600")
+    with service.client() as http:
+        long, short = create(http, simulate=simulate(3600)), create(http, simulate=simulate(100))
+    assert long.headers["retry-after"] == "600"
+    assert long.json()["estimated_seconds_remaining"] is None
+    assert 30 <= int(short.headers["retry-after"]) <= 300
 
 
 def test_retry_after_is_whole_seconds_for_long_jobs(client: httpx2.Client) -> None:

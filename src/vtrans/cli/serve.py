@@ -133,6 +133,14 @@ if TYPE_CHECKING:
     envvar="VTRANS_HINTS",
     help="What pending jobs tell: the estimate and Retry-After, only Retry-After, or nothing.",
 )
+@click.option(
+    "--retry-after-max",
+    default=60.0,
+    type=click.FloatRange(1, 86400),
+    envvar="VTRANS_RETRY_AFTER_MAX",
+    show_default=True,
+    help="Longest Retry-After sent with a pending job, in seconds: a longer wait says only this.",
+)
 @click.option("--seed", type=int, envvar="VTRANS_SEED", help="Make every timeline reproducible.")
 @click.option(
     "--api-key",
@@ -291,6 +299,7 @@ def serve(
     stall_rate: float,
     stall_max: float,
     hints: Hints,
+    retry_after_max: float,
     seed: int | None,
     api_keys: tuple[str, ...],
     api_keys_file: str | None,
@@ -339,6 +348,7 @@ def serve(
             check_secret(webhook_secret)
         config = ServerConfig(
             max_wait=max_wait,
+            retry_after_max=retry_after_max,
             max_held=max_held,
             stream=StreamConfig(max_lifetime=stream_lifetime),
             rate_limit=rate_limit,
