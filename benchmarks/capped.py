@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist, fmean
 
+from wait_stats import BOUND_FLOOR, BOUND_SHARE, bound
 from workloads import SANDBOX, WORKLOADS, draw_jobs
 
 #: Points of the grid over the time of a poll, per job size.
@@ -49,10 +50,6 @@ class Plan:
             i, requests = self.after[i], requests + 1
 
 
-def bound(duration: float) -> float:
-    return max(0.5, 0.05 * duration)
-
-
 def solve(median: float, sigma: float, cap: float, lam: float) -> Plan:
     """The sequence of polls minimising expected requests + ``lam`` x P(late)."""
     lo, hi = max(0.0, median * math.exp(-5 * sigma) - cap), median * math.exp(5 * sigma)
@@ -64,7 +61,7 @@ def solve(median: float, sigma: float, cap: float, lam: float) -> Plan:
     done = [cdf(t) for t in times]  # P(D <= t)
     window = [cdf(t + cap) for t in times]  # P(D <= t + cap)
     # A poll at t is late for the jobs that ended more than their bound before it.
-    late = [cdf(min(t - 0.5, t / 1.05)) for t in times]
+    late = [cdf(min(t - BOUND_FLOOR, t / (1 + BOUND_SHARE))) for t in times]
     value, after = [0.0] * (GRID + 1), list(range(1, GRID + 2))
     for i in range(GRID, -1, -1):
         past = window[i]  # "not yet" at times[i]: D > times[i] + cap
@@ -106,7 +103,7 @@ def least_requests(
             results.append(plans[k].wait(d * sizes[k] / m, cap))  # the job, scaled to the size solved
         return fmean(r for r, _ in results), fmean(late for _, late in results)
 
-    low, high = 1.0, 1e4  # lam: a late job costs this many requests
+    low, high = 1.0, 1e4  # lam: what a late job costs, in requests
     best = outcome(high)
     for _ in range(12):
         mid = math.sqrt(low * high)

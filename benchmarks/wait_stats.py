@@ -32,9 +32,13 @@ class Stats:
     max_requests: int
 
 
+#: The lag a job may be detected with: at least this many seconds, or this share of its duration.
+BOUND_FLOOR, BOUND_SHARE = 0.5, 0.05
+
+
 def bound(duration: float) -> float:
     """The lag a job of ``duration`` may be detected with: max(0.5 s, 5 % of D)."""
-    return max(0.5, 0.05 * duration)
+    return max(BOUND_FLOOR, BOUND_SHARE * duration)
 
 
 def percentile(ordered: list[float], p: float) -> float:

@@ -24,6 +24,7 @@ from strategies import baselines
 from vtrans.client import PollPolicy
 from vtrans.protocol import Job
 from vtrans.server.simulation import Timeline
+from wait_stats import bound
 from workloads import KINDS, draw_jobs, draw_timelines
 
 
@@ -116,7 +117,7 @@ def cost(polls: list[float], durations: list[float], cap: float, lam: float) -> 
     for d in durations:
         for n, t in enumerate(polls, 1):
             if t >= d:
-                total += n + lam * (t - d > capped.bound(d))
+                total += n + lam * (t - d > bound(d))
                 break
             if t >= d - cap:
                 total += n + 1
