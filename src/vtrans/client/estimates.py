@@ -311,9 +311,9 @@ def _posterior(
 def _cumulative(loglik: Callable[[float], float], lo: float, hi: float) -> tuple[list[float], list[float]]:
     """The grid of log(time left) from ``lo`` to ``hi`` and the cumulative (unnormalised) likelihood."""
     xs = [lo + (hi - lo) * i / (_GRID - 1) for i in range(_GRID)]
-    loglik_ = [loglik(x) for x in xs]
-    top = max(loglik_)
-    mass = [math.exp(v - top) for v in loglik_]
+    values = [loglik(x) for x in xs]
+    top = max(values)
+    mass = [math.exp(v - top) for v in values]
     cdf, acc = [0.0], 0.0
     for a, b in itertools.pairwise(mass):
         acc += (a + b) / 2  # the trapezoid rule: cdf[i] is the mass up to xs[i]
