@@ -24,9 +24,11 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import capped
 import engine
@@ -167,6 +169,8 @@ def run(task: Task, sweep_jobs: int) -> tuple[Task, Stats, float]:
 
 
 Results = dict[tuple[str, str, str], dict[str, Stats]]
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 def execute(plan: Plan, workers: int, sweep_jobs: int) -> tuple[Results, dict[Task, float]]:
@@ -184,19 +188,19 @@ def execute(plan: Plan, workers: int, sweep_jobs: int) -> tuple[Results, dict[Ta
         return jobs * mean / max(cap, 0.25) * (3 if isinstance(runner, Vtrans) else 0.05)
 
     tasks = sorted(plan.tasks, key=cost, reverse=True)
+    for task, stats, seconds in parallel(_run, [(t, sweep_jobs) for t in tasks], workers):
+        results.setdefault((task.table, task.kind, task.workload), {})[task.name] = stats
+        took[task] = seconds
+    return results, took
+
+
+def parallel(fn: Callable[[A], R], items: list[A], workers: int) -> Iterator[R]:
+    """``fn`` of each item, in the order they finish: on ``workers`` forked processes, or here."""
     if workers > 1:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for task, stats, seconds in pool.imap_unordered(
-                _run, [(t, sweep_jobs) for t in tasks], chunksize=1
-            ):
-                results.setdefault((task.table, task.kind, task.workload), {})[task.name] = stats
-                took[task] = seconds
+            yield from pool.imap_unordered(fn, items, chunksize=1)
     else:
-        for t in tasks:
-            task, stats, seconds = run(t, sweep_jobs)
-            results.setdefault((task.table, task.kind, task.workload), {})[task.name] = stats
-            took[task] = seconds
-    return results, took
+        yield from map(fn, items)
 
 
 def _run(args: tuple[Task, int]) -> tuple[Task, Stats, float]:
@@ -206,11 +210,11 @@ def _run(args: tuple[Task, int]) -> tuple[Task, Stats, float]:
 def least_requests(jobs: int, seed: int, workers: int) -> dict[str, tuple[float, float]]:
     """The fewest requests any client can need on each workload with a capped ``Retry-After``."""
     cap = KINDS["retry-after"].retry_after_max
-    tasks = [(wl, jobs, seed, cap) for wl in WORKLOADS]
-    if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return dict(zip(WORKLOADS, pool.starmap(capped.for_workload, tasks), strict=True))
-    return {wl: capped.for_workload(*task) for wl, task in zip(WORKLOADS, tasks, strict=True)}
+    return dict(parallel(_fewest, [(wl, jobs, seed, cap) for wl in WORKLOADS], workers))
+
+
+def _fewest(args: tuple[str, int, int, float]) -> tuple[str, tuple[float, float]]:
+    return args[0], capped.for_workload(*args)
 
 
 def _rel(p: Path) -> str:
